@@ -1,0 +1,91 @@
+/*
+ * pci.h: conventional PCI on bus 0..255 through configuration mechanism #1 (0xCF8/0xCFC),
+ * 256-byte type-0 config spaces, BAR sizing and placement, capability lists, INTx routed to
+ * IOAPIC pins 16-23 (and to PIC IRQs through the PIIX PIRQ registers in lpc), MSI.
+ * PCI Local Bus Specification 3.0 ch. 6; PCI Firmware Specification for routing.
+ */
+#ifndef KHYVE_PCI_H
+#define KHYVE_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct cfg_node;
+struct pci_dev;
+
+enum pci_bar_type { PCI_BAR_NONE, PCI_BAR_IO, PCI_BAR_MEM32, PCI_BAR_MEM64 };
+
+/* Device hooks: all optional. Config hooks see the raw access and may fall back to the core. */
+struct pci_dev_ops {
+	/* BAR access: offset within the BAR. */
+	void (*bar_read)(struct pci_dev *pdev, int bar, uint64_t offset, unsigned size,
+			 uint64_t *val);
+	void (*bar_write)(struct pci_dev *pdev, int bar, uint64_t offset, unsigned size,
+			  uint64_t val);
+	/* Return true when handled; false lets the core use its byte array. */
+	bool (*cfg_read)(struct pci_dev *pdev, unsigned offset, unsigned size, uint32_t *val);
+	bool (*cfg_write)(struct pci_dev *pdev, unsigned offset, unsigned size, uint32_t val);
+	void (*reset)(struct pci_dev *pdev);
+	void (*destroy)(struct pci_dev *pdev);
+};
+
+struct pci_bar {
+	enum pci_bar_type type;
+	uint64_t size;
+	uint64_t addr;		/* current assignment (guest may move it) */
+	bool registered;
+};
+
+struct pci_dev {
+	struct vm *vm;
+	uint8_t bus, slot, func;
+	uint8_t cfg[256];
+	uint8_t cfg_wmask[256];	/* bits the guest may write in the byte array */
+	struct pci_bar bar[6];
+	const struct pci_dev_ops *ops;
+	void *priv;
+	const char *name;
+	int intx_pin;		/* 1..4 = INTA..INTD, 0 none */
+	int intx_gsi;		/* routed GSI, -1 none */
+	bool intx_asserted;
+};
+
+/* Set the identity in config space. */
+void pci_set_ids(struct pci_dev *pdev, uint16_t vendor, uint16_t device, uint8_t revision,
+		 uint8_t class_code, uint8_t subclass, uint8_t prog_if);
+void pci_set_subsystem(struct pci_dev *pdev, uint16_t subvendor, uint16_t subdevice);
+/* Declare BAR `idx` (size a power of two); the core assigns an address. 0 or -errno. */
+int pci_add_bar(struct pci_dev *pdev, int idx, enum pci_bar_type type, uint64_t size);
+/* Append a capability (cap[0] = ID; the core links cap[1]). Returns its offset or -ENOSPC. */
+int pci_add_capability(struct pci_dev *pdev, const uint8_t *cap, unsigned len);
+/* Ask for an INTx line (pin INTA); routed by slot. */
+int pci_intx_request(struct pci_dev *pdev);
+void pci_intx_assert(struct pci_dev *pdev);
+void pci_intx_deassert(struct pci_dev *pdev);
+
+/* Config-space helpers for devices. */
+static inline uint16_t pci_cfg_read16(const struct pci_dev *p, unsigned off)
+{
+	return (uint16_t)(p->cfg[off] | p->cfg[off + 1] << 8);
+}
+static inline void pci_cfg_write16(struct pci_dev *p, unsigned off, uint16_t v)
+{
+	p->cfg[off] = (uint8_t)v;
+	p->cfg[off + 1] = (uint8_t)(v >> 8);
+}
+
+/* Machine side: create the PCI bus and its 0xCF8/0xCFC ports, then add devices from config. */
+struct pci_bus;
+int pci_bus_create(struct vm *vm, struct pci_bus **out);
+/* Add a device at B:S:F; returns the zeroed pci_dev for the model's init to fill. */
+int pci_bus_add(struct pci_bus *bus, uint8_t b, uint8_t s, uint8_t f, struct pci_dev **out);
+/* After all devices: assign BARs and register them on the io bus. */
+int pci_bus_finalize(struct pci_bus *bus);
+void pci_bus_reset(struct pci_bus *bus);
+void pci_bus_destroy(struct pci_bus *bus);
+/* For the MP/ACPI tables: iterate devices with an INTx line. */
+int pci_bus_intx_routes(struct pci_bus *bus, void (*fn)(void *opaque, uint8_t b, uint8_t s,
+							uint8_t pin, int gsi), void *opaque);
+
+#endif
