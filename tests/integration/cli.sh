@@ -1,0 +1,53 @@
+#!/bin/bash
+# cli.sh: the khyve binary's command-line behaviour as bhyve(8) defines it: help output,
+# exit codes for each class of bad argument, config.dump, one clear error line.
+. "$(dirname "$0")/lib.sh"
+
+# run_cli NAME EXPECTED_EXIT PATTERN -- args...  (PATTERN: regex over stdout+stderr)
+run_cli() {
+	local name=$1 want=$2 pattern=$3 log rc
+	shift 4
+	log="$LOGDIR/cli.$name.log"
+	timeout 20 "$KHYVE" "$@" </dev/null >"$log" 2>&1
+	rc=$?
+	if [ $rc -ne "$want" ]; then
+		echo "not ok cli_$name: exit $rc, expected $want"
+		sed 's/^/    # /' "$log" | head -n 5
+		FAILED=$((FAILED + 1))
+	elif [ -n "$pattern" ] && ! grep -qE -- "$pattern" "$log"; then
+		echo "not ok cli_$name: output lacks /$pattern/"
+		sed 's/^/    # /' "$log" | head -n 5
+		FAILED=$((FAILED + 1))
+	else
+		echo "ok cli_$name"
+		PASSED=$((PASSED + 1))
+	fi
+}
+
+run_cli help 0 'usage' -- -h
+run_cli long_help 0 'usage' -- --help
+run_cli s_help 0 '^hostbridge$' -- -s help
+run_cli l_help 0 '^com1$' -- -l help
+run_cli unknown_flag 1 'usage' -- -Z vm
+run_cli unknown_device 4 "nosuchdev" -- -s 0,nosuchdev vm
+run_cli bad_slot 4 "40" -- -s 40,hostbridge vm
+run_cli duplicate_slot 4 'already occupied' -- -s 0,hostbridge -s 0:0,hostbridge vm
+run_cli bad_cpus 64 "abc" -- -c abc vm
+run_cli bad_topology 64 "" -- -c cpus=3,sockets=2,cores=2 vm
+run_cli bad_memory 64 "12Q" -- -m 12Q vm
+run_cli bad_option 64 "bogus" -- -o bogus vm
+run_cli bad_lpc 64 "nosuchlpc" -- -l nosuchlpc vm
+run_cli bad_pin 64 "x:y" -- -p x:y vm
+run_cli unknown_key 64 "no.such.key" -- -o no.such.key=1 -s 0,hostbridge vm
+run_cli missing_name 1 "" -- -s 0,hostbridge
+run_cli dump 1 '^cpus=2$' -- -c 2 -m 1G -o config.dump=true vm
+run_cli dump_memory 1 '^memory.size=1G$' -- -c 2 -m 1G -o config.dump=true vm
+run_cli dump_small_m 1 '^memory.size=512M?$' -- -m 512 -o config.dump=true vm
+run_cli no_bootrom 4 'bootrom' -- -s 0,hostbridge -s 31,lpc vm
+run_cli missing_rom 4 '/nonexistent/rom.bin' -- -s 0,hostbridge -s 31,lpc \
+	-l bootrom,/nonexistent/rom.bin -o accel=soft vm
+if [ ! -e /dev/kvm ]; then
+	run_cli kvm_missing 4 '/dev/kvm' -- -o accel=kvm -s 0,hostbridge -s 31,lpc \
+		-o boot.kernel=/nonexistent vm
+fi
+finish
