@@ -54,8 +54,55 @@ int cfg_set_option(const char *kv, char *err, size_t errlen);
 
 /*
  * Schema check: every leaf must be a known global key or a key of the device model named
- * by its node (pci.B.S.F.device, lpc.*). 0, or -EINVAL with the first bad key in err.
+ * by its node (pci.B.S.F.device, lpc.*), every value must parse as its type and every
+ * %(...) reference must resolve. 0, -EINVAL with the first problem in err, or -ENODEV when
+ * a pci.B.S.F.device names no model. err holds the text only ("unknown configuration key
+ * 'x.y'"); callers print it as "khyve: <err>".
  */
 int config_validate(char *err, size_t errlen);
+
+/*
+ * Additions (H6). cfg_get_checked is cfg_get with the expansion error reported: 0 with *out
+ * (NULL when unset), or -EINVAL with err ("bad reference '%(x)' in key 'a.b'").
+ * cfg_parse_memsize is bhyve's memory size rule (vm_parse_memsize): a bare number below
+ * 1 MiB means MiB, anything else is expand_number. cfg_parse_u64 is strtoull(base 0) over
+ * the whole string, no sign.
+ */
+int cfg_get_checked(struct cfg_node *base, const char *key, const char **out, char *err,
+		    size_t errlen);
+int cfg_parse_memsize(const char *s, uint64_t *out);
+int cfg_parse_u64(const char *s, uint64_t *out);
+
+/* The schema of global keys (schema.c), terminated by a NULL name; for validation,
+ * documentation (man/khyve_config.5) and tests. "*" as a whole component matches any one
+ * component; a trailing ".*" matches a subtree. */
+enum cfg_type {
+	CFG_STRING,	/* any text */
+	CFG_PATH,	/* a host path */
+	CFG_BOOL,	/* true/on/yes/1, false/off/no/0 */
+	CFG_INT,	/* strtoull syntax, within [min, max] */
+	CFG_SIZE,	/* expand_number: K/M/G/T/P/E suffixes, powers of 1024 */
+	CFG_MEMSIZE,	/* like CFG_SIZE, but a bare number below 1 MiB means MiB */
+	CFG_ENUM,	/* one of choices, "a|b|c" */
+	CFG_UUID,	/* 8-4-4-4-12 hex digits */
+	CFG_CPUSET,	/* list of host CPUs and ranges: 0,2,4-7 */
+	CFG_PCIREG,	/* an integer or "host" */
+};
+
+struct cfg_schema_key {
+	const char *name;
+	enum cfg_type type;
+	const char *def;	/* default as text, or NULL */
+	const char *doc;	/* one line */
+	const char *choices;	/* CFG_ENUM */
+	uint64_t min, max;	/* CFG_INT (max 0: no limit) */
+};
+
+const struct cfg_schema_key *config_schema(void);
+/* The schema entry matching a dotted global key, or NULL. */
+const struct cfg_schema_key *config_schema_find(const char *key);
+/* Check value against a type; 0 or -EINVAL. */
+int config_check_value(enum cfg_type type, const char *choices, uint64_t min, uint64_t max,
+		       const char *value);
 
 #endif
