@@ -1,0 +1,77 @@
+/*
+ * char.h: character backends behind the UARTs (bhyve-reference.md §2.5). `stdio` works;
+ * `tcp=ADDR:PORT`, `unix=PATH` and host tty paths (nmdm-style) are recognised and refused as
+ * "not supported yet". No backend at all means output is discarded and nothing arrives.
+ *
+ * Contract. Threads: char_open/char_close at VM build and teardown; char_write and char_read
+ * from any thread (a vCPU thread, typically, holding the device's lock); the rx callback runs
+ * on the event-loop thread with no backend lock held, and may call char_read. Flow control is
+ * the backend's: it reads the host side only while its small buffer is empty, so a device
+ * that takes fewer bytes than are buffered simply calls char_read again when it has room.
+ * End of input (EOF, hang-up, an input that cannot be polled such as /dev/null) just stops
+ * reception. Ownership: the device owns the backend and closes it.
+ */
+#ifndef KHYVE_BACKEND_CHAR_H
+#define KHYVE_BACKEND_CHAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+struct event_loop;
+struct char_backend;
+
+/* Called on the event-loop thread when bytes are waiting: call char_read. */
+typedef void (*char_rx_fn)(void *opaque);
+
+struct char_backend_ops {
+	/* Write all of buf to the host side (may block briefly); returns len or -errno. */
+	long (*write)(struct char_backend *be, const void *buf, size_t len);
+	void (*close)(struct char_backend *be);
+};
+
+#define CHAR_RXBUF 256
+
+struct char_backend {
+	const struct char_backend_ops *ops;
+	struct event_loop *loop;
+	int in_fd;		/* host input, read by the generic code; -1 for none */
+	pthread_mutex_t lock;	/* guards the fields below */
+	uint8_t rxbuf[CHAR_RXBUF];
+	size_t rx_head, rx_len;
+	bool watching, eof;
+	char_rx_fn rx;
+	void *rx_opaque;
+};
+
+/*
+ * Open the backend named by `spec` (a lpc.comN.path / pci uart path value). 0, or -errno
+ * with a one-line reason in err ("not supported yet: ...", "stdio is already in use").
+ */
+int char_open(const char *spec, struct event_loop *loop, struct char_backend **out, char *err,
+	      size_t errlen);
+void char_close(struct char_backend *be);
+/* Install the receive callback and start reception (loop may be NULL: no input). */
+int char_set_rx(struct char_backend *be, char_rx_fn fn, void *opaque);
+/* Take up to len buffered input bytes; returns the count (0 when none). Any thread. */
+size_t char_read(struct char_backend *be, void *buf, size_t len);
+/* Send bytes to the host side; errors are dropped (a console never stops the guest). */
+void char_write(struct char_backend *be, const void *buf, size_t len);
+
+/* For backend implementations and tests: set up the common part of `be`. */
+void char_backend_init(struct char_backend *be, const struct char_backend_ops *ops,
+		       struct event_loop *loop, int in_fd);
+/* For implementations: the host input is readable (called on the event-loop thread). */
+void char_backend_input_ready(struct char_backend *be);
+
+/* stdio backend (stdio.c). */
+int char_stdio_open(struct event_loop *loop, struct char_backend **out, char *err,
+		    size_t errlen);
+/*
+ * Put the terminal back as it was before raw mode. Async-signal-safe and idempotent: the
+ * SIGTERM/power-button path and any other exit path may call it.
+ */
+void char_stdio_restore_terminal(void);
+
+#endif
