@@ -70,6 +70,7 @@ struct accel_config {
 	const struct accel_io_ops *io;
 	uint64_t tsc_hz;	/* software CPU: fixed TSC frequency (0 = default 1 GHz) */
 	bool x2apic;		/* start local APICs in x2APIC-capable mode (CPUID decides) */
+	const uint32_t *apic_ids;	/* ncpus initial APIC IDs (cpuid_apic_id); NULL: index */
 };
 
 /* Why accel_vcpu_run() returned. PIO and MMIO never show up here: they go to accel_io_ops. */

@@ -1,0 +1,61 @@
+/*
+ * kvm_internal.h: state shared by the two halves of the KVM accelerator, kvm_vm.c (the VM:
+ * /dev/kvm, memory slots, irqchip, interrupts, CPUID) and kvm_vcpu.c (the vCPU run loop).
+ * Only these files include <linux/kvm.h>.
+ */
+#ifndef KHYVE_KVM_INTERNAL_H
+#define KHYVE_KVM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <linux/kvm.h>
+
+#include "accel/accel_impl.h"
+
+#define KVM_MAX_SLOTS 32
+
+struct kvm_slot {
+	uint64_t gpa, size;
+	uint8_t *host;
+	bool copied;		/* host is our own page-aligned copy (munmap on destroy) */
+};
+
+struct accel {
+	struct accel_common common;
+	int kvm_fd, vm_fd;
+	int run_size;
+	int ncpus;
+	const struct accel_io_ops *io;
+	uint32_t *apic_ids;
+	pthread_mutex_t slot_lock;
+	struct kvm_slot slots[KVM_MAX_SLOTS];
+	int nslots;
+};
+
+struct accel_vcpu {
+	struct accel_vcpu_common common;
+	struct accel *accel;
+	int index, fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	timer_t halt_timer;
+	bool has_timer;
+	atomic_bool kicked;
+};
+
+/* Copy guest-physical bytes out of the mapped slots; 0 or -EFAULT. */
+int kvm_read_phys(struct accel *accel, uint64_t gpa, void *dst, size_t len);
+
+int kvm_vcpu_create(struct accel *accel, int index, struct accel_vcpu **out);
+void kvm_vcpu_destroy(struct accel_vcpu *vcpu);
+int kvm_vcpu_set_cpuid(struct accel_vcpu *vcpu, const struct accel_cpuid_entry *ents, int n);
+int kvm_vcpu_get_regs(struct accel_vcpu *vcpu, struct accel_regs *regs);
+int kvm_vcpu_set_regs(struct accel_vcpu *vcpu, const struct accel_regs *regs);
+int kvm_vcpu_get_sregs(struct accel_vcpu *vcpu, struct accel_sregs *sregs);
+int kvm_vcpu_set_sregs(struct accel_vcpu *vcpu, const struct accel_sregs *sregs);
+int kvm_vcpu_set_wait_for_sipi(struct accel_vcpu *vcpu, bool wait);
+int kvm_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit);
+void kvm_vcpu_kick(struct accel_vcpu *vcpu);
+
+#endif
