@@ -69,8 +69,28 @@ struct emu_insn {
 	uint8_t nops;		/* number of explicit operands */
 	uint8_t prefixes;	/* EMU_PFX_* */
 	uint8_t opcode;		/* last opcode byte (for handlers shared by forms) */
+	uint8_t cc;		/* Jcc/SETcc/CMOVcc/LOOPcc: condition code (low nibble of opcode) */
+	uint8_t flags;		/* EMU_IF_* */
+	uint8_t stack_opsize;	/* PUSH/POP/CALL/RET: bytes moved on the stack */
 	struct emu_operand op[4];
 };
+#define EMU_IF_END_TRACE 0x1	/* nothing after this instruction in the trace (branches, sys) */
+#define EMU_IF_FAR 0x2		/* JMP/CALL/RET far form (handled by the system half) */
+#define EMU_IF_SYS 0x4		/* handler from emu_sys_handler() */
+
+/*
+ * Execution conventions (core run loop):
+ * - Core handlers run with st.rip already holding the address of the NEXT instruction
+ *   (truncated to the code size); branches overwrite it. System handlers (EMU_IF_SYS) run
+ *   with st.rip at the instruction itself, as the system contract below says. Both see
+ *   cpu->insn_rip = the instruction's own RIP. On EMU_FAULT the loop puts st.rip back to
+ *   insn_rip before emu_deliver_pending_fault().
+ * - Instructions whose handler comes from the system half end the decoded trace, so a
+ *   handler may change modes, paging or CS freely.
+ * - The decoder first asks emu_sys_handler_insn(in) (system forms of core mnemonics), then
+ *   the core's table, then emu_sys_handler(mnemonic). Far JMP/CALL/RET also have
+ *   EMU_IF_FAR set in insn->flags.
+ */
 
 /* Core provides: operand access for all handlers (faults leave EMU_FAULT pending). */
 int emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64_t *val);
@@ -87,6 +107,20 @@ int emu_pop(struct emu_cpu *cpu, uint64_t *val, unsigned size);
 void emu_code_written(struct emu_cpu *cpu, uint64_t gpa, unsigned len);
 /* Fill a handler for a system mnemonic, or NULL when the system half has none. */
 emu_exec_fn emu_sys_handler(unsigned zydis_mnemonic);
+
+/*
+ * REP string iteration shared with the system half (INS/OUTS). `step` performs one element
+ * (reading/advancing rSI/rDI itself with emu_str_reg/emu_str_advance). Without a REP
+ * prefix it runs once; with REP/REPE/REPNE it runs while the address-size rCX is non-zero,
+ * decrementing it, and for CMPS/SCAS (`cond`=true) stops when ZF says so. After a bounded
+ * number of iterations it leaves st.rip at the instruction so that events are taken and
+ * the instruction resumes. Returns EMU_OK, EMU_FAULT or EMU_STOP.
+ */
+typedef int (*emu_str_step_fn)(struct emu_cpu *cpu, const struct emu_insn *in);
+int emu_str_rep(struct emu_cpu *cpu, const struct emu_insn *in, emu_str_step_fn step, bool cond);
+/* rSI/rDI/rCX truncated to the address size; advance by +/- opsize per EFLAGS.DF. */
+uint64_t emu_str_reg(struct emu_cpu *cpu, const struct emu_insn *in, int gpr);
+void emu_str_advance(struct emu_cpu *cpu, const struct emu_insn *in, int gpr);
 
 /* ---- modes, memory and exceptions (system) ---- */
 enum emu_mode {
@@ -115,10 +149,10 @@ enum emu_event_kind {
 	EMU_EVT_ICEBP,		/* INT1 (F1) */
 };
 
-/* Vectors. */
+/* Vectors (#SS is EMU_SSF: EMU_SS is the segment register). */
 enum {
 	EMU_DE = 0, EMU_DB = 1, EMU_NMI = 2, EMU_BP = 3, EMU_OF = 4, EMU_BR = 5, EMU_UD = 6,
-	EMU_NM = 7, EMU_DF = 8, EMU_TS = 10, EMU_NP = 11, EMU_SS = 12, EMU_GP = 13,
+	EMU_NM = 7, EMU_DF = 8, EMU_TS = 10, EMU_NP = 11, EMU_SSF = 12, EMU_GP = 13,
 	EMU_PF = 14, EMU_MF = 16, EMU_AC = 17, EMU_MC = 18, EMU_XM = 19,
 };
 
@@ -170,6 +204,91 @@ int emu_io_allowed(struct emu_cpu *cpu, uint16_t port, unsigned size);
 int emu_unsupported(struct emu_cpu *cpu, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Flush the TLB entries for one linear page (INVLPG, emulated flush-page port). */
+void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);
+static inline bool emu_canonical(uint64_t a)
+{
+	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+}
+/* Mask of an address/operand size in bytes (2, 4, 8). */
+static inline uint64_t emu_size_mask(unsigned size)
+{
+	return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+/* Software TLB: direct-mapped, one entry per linear 4 KiB page, permissions kept raw so
+ * that CPL and CR0.WP are checked at each lookup and cannot leak. */
+#define EMU_TLB_SIZE 512
+#define EMU_TLB_USER 0x1	/* U/S=1 at every level */
+#define EMU_TLB_WRITE 0x2	/* R/W=1 at every level */
+#define EMU_TLB_EXEC 0x4	/* no NX at any level */
+#define EMU_TLB_DIRTY 0x8	/* D already set in the leaf (or paging off) */
+#define EMU_TLB_GLOBAL 0x10	/* G=1 with CR4.PGE: survives CR3 writes */
+#define EMU_TLB_HOSTW 0x20	/* host page is writable RAM (not ROM) */
+#define EMU_TLB_LARGE 0x40	/* from a 2M/4M/1G page: INVLPG drops all large entries */
+struct emu_tlb_entry {
+	uint64_t tag;		/* linear page address | 1; 0 when empty */
+	uint8_t *host;		/* host pointer to the page, NULL for MMIO */
+	uint64_t gpa;		/* guest-physical page address */
+	uint32_t perm;		/* EMU_TLB_* */
+};
+
+/* System state that is not architectural (struct emu_cpu, system half). */
+struct emu_sys {
+	struct emu_tlb_entry tlb[EMU_TLB_SIZE];
+	uint64_t pg_cr0, pg_cr3, pg_cr4, pg_efer;	/* paging state the TLB was filled under */
+	bool feat_valid;	/* the CPUID-derived fields below are filled */
+	uint8_t maxphyaddr;
+	bool has_1g, has_rdtscp, has_nx, has_lm, has_syscall, has_fxsr, has_pge, has_pse;
+	/*
+	 * An MMIO callback returned -1 during the current instruction. The run loop checks it
+	 * after the instruction (also after EMU_FAULT), clears it and returns
+	 * EMU_EXIT_BUS_STOP.
+	 */
+	bool bus_stop;
+};
+
+/* System-half helpers shared between its files. */
+void emu_sys_features(struct emu_cpu *cpu);
+void emu_tlb_flush_nonglobal(struct emu_cpu *cpu);
+void *emu_lin_rmw_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* Descriptor of `sel` from the GDT/LDT (8 bytes; 16 for system descriptors in long mode). */
+int emu_desc_read(struct emu_cpu *cpu, uint16_t sel, uint64_t desc[2], bool sys16,
+		  int fault_vec, uint32_t ext);
+void emu_desc_to_seg(const uint64_t desc[2], uint16_t sel, struct emu_seg *seg);
+int emu_desc_set_bits(struct emu_cpu *cpu, uint16_t sel, uint64_t desc, uint64_t bits);
+/* Segment-checked access through an explicit segment cache (new stacks, far returns). */
+int emu_seg_access(struct emu_cpu *cpu, const struct emu_seg *seg, int sreg, uint64_t offset,
+		   void *buf, unsigned size, unsigned acc);
+/* A stack being built or unwound by event delivery and far transfers; committed at the end. */
+struct emu_stack {
+	struct emu_seg seg;
+	uint64_t sp;
+	uint8_t size;		/* address size: 2, 4, or 8 for a 64-bit (flat, canonical) stack */
+	unsigned acc;		/* EMU_ACC_IMPLICIT for a more privileged stack */
+};
+void emu_stack_current(struct emu_cpu *cpu, struct emu_stack *s);
+int emu_stack_push(struct emu_cpu *cpu, struct emu_stack *s, uint64_t val, unsigned n);
+int emu_stack_pop(struct emu_cpu *cpu, struct emu_stack *s, uint64_t *val, unsigned n);
+/* RSP <- s->sp, keeping the bits above the stack size. */
+void emu_stack_commit(struct emu_cpu *cpu, const struct emu_stack *s);
+/* Far returns (RET far, IRET): checks on the popped CS, and on SS for an outer return. */
+int emu_check_return_cs(struct emu_cpu *cpu, uint16_t sel, struct emu_seg *out);
+int emu_check_return_ss(struct emu_cpu *cpu, uint16_t sel, unsigned rpl, bool to64,
+			struct emu_seg *out);
+/* Data segments the new (outer) CPL may not use become null (SDM "RET", "IRET"). */
+void emu_null_outer_segs(struct emu_cpu *cpu);
+/* Per-file handler lookups by Zydis mnemonic, combined by emu_sys_handler(). */
+emu_exec_fn emu_except_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_segins_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_ctl_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_msr_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_io_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_fpu_handler(unsigned zydis_mnemonic);
+/* Offset-to-linear with the limit/type/canonical checks of `sreg` (0 or EMU_FAULT). */
+int emu_seg_lin(struct emu_cpu *cpu, const struct emu_seg *seg, int sreg, uint64_t offset,
+		unsigned size, unsigned acc, uint64_t *lin);
+
 /* ---- the CPU ---- */
 struct emu_pending_fault {
 	bool pending;
@@ -195,9 +314,14 @@ struct emu_cpu {
 	uint8_t stack_size;		/* 2, 4 or 8 */
 	uint8_t fault_depth;		/* 0, or 1 while delivering (for #DF), 2 -> triple fault */
 	void *sys_private;		/* TLB and other state owned by the system half */
+	struct emu_sys sys;		/* zeroed at creation (calloc) */
 
 	/* core half */
-	void *core_private;		/* decode cache, lazy flags and other core state */
+	void *core_private;		/* decode cache and other core state */
+	uint64_t insn_rip;		/* RIP of the instruction being executed */
+	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
+	uint64_t lf_res, lf_src1, lf_src2;
+	uint8_t lf_op, lf_size, lf_cin;
 };
 
 #endif

@@ -1,0 +1,118 @@
+/*
+ * flags.h: lazy arithmetic flags for the interpreter core. ALU instructions record their
+ * operands, result, size and kind; OF/SF/ZF/AF/PF/CF are computed only when something reads
+ * them (Jcc, SETcc, PUSHF, ...). Instructions with unusual flag rules set flags eagerly with
+ * emu_flags_set(). SDM Vol. 1 §3.4.3 and Appendix A (EFLAGS cross-reference).
+ */
+#ifndef KHYVE_EMU_FLAGS_H
+#define KHYVE_EMU_FLAGS_H
+
+#include "emu_internal.h"
+
+#define EMU_CF 0x1u
+#define EMU_PF 0x4u
+#define EMU_AF 0x10u
+#define EMU_ZF 0x40u
+#define EMU_SF 0x80u
+#define EMU_TF 0x100u
+#define EMU_IF 0x200u
+#define EMU_DF 0x400u
+#define EMU_OF 0x800u
+#define EMU_IOPL 0x3000u
+#define EMU_NT 0x4000u
+#define EMU_RF 0x10000u
+#define EMU_VM 0x20000u
+#define EMU_AC 0x40000u
+#define EMU_VIF 0x80000u
+#define EMU_VIP 0x100000u
+#define EMU_ID 0x200000u
+#define EMU_ARITH (EMU_CF | EMU_PF | EMU_AF | EMU_ZF | EMU_SF | EMU_OF)
+
+/* Lazy flag kinds (cpu->lf_op). LF_NONE: st.rflags holds the arithmetic bits. */
+enum {
+	LF_NONE,
+	LF_ADD,		/* res = src1 + src2 (+ lf_cin for ADC) */
+	LF_SUB,		/* res = src1 - src2 (- lf_cin for SBB); also CMP, NEG (src1 = 0) */
+	LF_LOGIC,	/* AND/OR/XOR/TEST: CF=OF=AF=0 */
+	LF_INC,		/* like ADD with src2 = 1, CF = lf_cin */
+	LF_DEC,		/* like SUB with src2 = 1, CF = lf_cin */
+};
+
+static inline uint64_t emu_sign_bit(unsigned size)
+{
+	return 1ull << (size * 8 - 1);
+}
+
+static inline void emu_lf_set(struct emu_cpu *cpu, int op, unsigned size, uint64_t s1,
+			      uint64_t s2, uint64_t res)
+{
+	cpu->lf_op = op;
+	cpu->lf_size = size;
+	cpu->lf_src1 = s1;
+	cpu->lf_src2 = s2;
+	cpu->lf_res = res & emu_size_mask(size);
+}
+
+bool emu_lf_cf(const struct emu_cpu *cpu);
+uint32_t emu_lf_compute(const struct emu_cpu *cpu);
+
+static inline bool emu_flag_cf(const struct emu_cpu *cpu)
+{
+	if (cpu->lf_op == LF_NONE)
+		return cpu->st.rflags & EMU_CF;
+	return emu_lf_cf(cpu);
+}
+
+static inline bool emu_flag_zf(const struct emu_cpu *cpu)
+{
+	if (cpu->lf_op == LF_NONE)
+		return cpu->st.rflags & EMU_ZF;
+	return cpu->lf_res == 0;
+}
+
+static inline bool emu_flag_sf(const struct emu_cpu *cpu)
+{
+	if (cpu->lf_op == LF_NONE)
+		return cpu->st.rflags & EMU_SF;
+	return cpu->lf_res & emu_sign_bit(cpu->lf_size);
+}
+
+static inline bool emu_flag_of(const struct emu_cpu *cpu)
+{
+	if (cpu->lf_op == LF_NONE)
+		return cpu->st.rflags & EMU_OF;
+	return emu_lf_compute(cpu) & EMU_OF;
+}
+
+/* Make st.rflags hold the arithmetic flags (lazy state dropped). */
+static inline void emu_flags_materialise(struct emu_cpu *cpu)
+{
+	if (cpu->lf_op != LF_NONE) {
+		cpu->st.rflags = (cpu->st.rflags & ~(uint64_t)EMU_ARITH) | emu_lf_compute(cpu);
+		cpu->lf_op = LF_NONE;
+	}
+}
+
+/* Set the arithmetic flags in `mask` to those of `val`, eagerly. */
+static inline void emu_flags_set(struct emu_cpu *cpu, uint32_t mask, uint32_t val)
+{
+	emu_flags_materialise(cpu);
+	cpu->st.rflags = (cpu->st.rflags & ~(uint64_t)mask) | (val & mask);
+}
+
+static inline uint32_t emu_parity(uint64_t v)
+{
+	return __builtin_parity((unsigned)(v & 0xff)) ? 0 : EMU_PF;
+}
+
+/* ZF, SF and PF of a result of `size` bytes. */
+static inline uint32_t emu_szp(uint64_t res, unsigned size)
+{
+	res &= emu_size_mask(size);
+	return (res ? 0 : EMU_ZF) | ((res & emu_sign_bit(size)) ? EMU_SF : 0) | emu_parity(res);
+}
+
+/* Condition codes 0-15 as in Jcc's low opcode nibble. */
+bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
+
+#endif

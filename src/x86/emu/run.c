@@ -1,0 +1,339 @@
+/*
+ * run.c: the interpreter's dispatch loop and its public entry points: vCPU creation, state
+ * exchange, asynchronous events (NMI, external interrupts, exit requests) taken at
+ * instruction boundaries with the STI/MOV SS interrupt shadow (SDM Vol. 3 §6.8.3), the
+ * single-step trap (TF, §18.3.1.4), operand access and the stack. Traces of decoded
+ * instructions come from cache.c; RIP convention in emu_internal.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exec.h"
+
+struct emu_cpu *emu_cpu_create(struct emu_machine *m, const struct emu_bus *bus)
+{
+	struct emu_cpu *cpu = calloc(1, sizeof(*cpu));
+	struct emu_core *core = calloc(1, sizeof(*core));
+
+	if (!cpu || !core)
+		goto fail;
+	core->traces = malloc(sizeof(*core->traces) * EMU_TRACE_SLOTS);
+	core->pool = malloc(sizeof(*core->pool) * EMU_POOL_INSNS);
+	if (!core->traces || !core->pool || emu_decoder_init(core) < 0)
+		goto fail;
+	cpu->core_private = core;
+	cpu->machine = m;
+	cpu->bus = *bus;
+	emu_cache_flush(cpu);
+	emu_reset_state(&cpu->st);
+	emu_sys_state_changed(cpu);
+	return cpu;
+fail:
+	if (core) {
+		free(core->traces);
+		free(core->pool);
+	}
+	free(core);
+	free(cpu);
+	return NULL;
+}
+
+void emu_cpu_destroy(struct emu_cpu *cpu)
+{
+	struct emu_core *core;
+
+	if (!cpu)
+		return;
+	core = emu_core(cpu);
+	free(core->traces);
+	free(core->pool);
+	free(core);
+	free(cpu);
+}
+
+void emu_get_state(struct emu_cpu *cpu, struct emu_state *st)
+{
+	emu_flags_materialise(cpu);
+	*st = cpu->st;
+}
+
+void emu_set_state(struct emu_cpu *cpu, const struct emu_state *st)
+{
+	cpu->st = *st;
+	emu_set_rflags(cpu, st->rflags);
+	emu_core(cpu)->fetch_valid = false;
+	emu_sys_state_changed(cpu);
+}
+
+void emu_raise_events(struct emu_cpu *cpu, uint32_t events)
+{
+	atomic_fetch_or(&cpu->events, events);
+}
+
+uint32_t emu_pending_events(const struct emu_cpu *cpu)
+{
+	return atomic_load(&cpu->events);
+}
+
+void emu_clear_events(struct emu_cpu *cpu, uint32_t events)
+{
+	atomic_fetch_and(&cpu->events, ~events);
+}
+
+const char *emu_last_error(const struct emu_cpu *cpu)
+{
+	return cpu->error;
+}
+
+uint64_t emu_insn_count(const struct emu_cpu *cpu)
+{
+	return cpu->insn_count;
+}
+
+/* ---- operands and stack ---- */
+
+void emu_op_ea(struct emu_cpu *cpu, const struct emu_insn *in, int idx, int *sreg,
+	       uint64_t *offset)
+{
+	*sreg = in->op[idx].seg;
+	*offset = emu_ea_off(cpu, in, &in->op[idx]);
+}
+
+int emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64_t *val)
+{
+	const struct emu_operand *op = &in->op[idx];
+
+	*val = 0;
+	switch (op->kind) {
+	case EMU_OPK_REG:
+		if (op->reg >= EMU_REG_SREG && op->reg < EMU_REG_SREG + EMU_NSREGS)
+			*val = cpu->st.seg[op->reg - EMU_REG_SREG].sel;
+		else if (op->reg < EMU_REG_SREG)
+			*val = emu_reg_get(cpu, op->reg, op->size);
+		else
+			return emu_unsupported(cpu, "operand register %u not readable here",
+					       op->reg);
+		return EMU_OK;
+	case EMU_OPK_MEM:
+		return emu_mem_read(cpu, op->seg, emu_ea_off(cpu, in, op), val, op->size);
+	case EMU_OPK_IMM:
+		*val = op->imm & emu_size_mask(op->size);
+		return EMU_OK;
+	case EMU_OPK_PTR:
+		*val = (uint64_t)op->disp;
+		return EMU_OK;
+	default:
+		return emu_unsupported(cpu, "operand %d has no value", idx);
+	}
+}
+
+int emu_op_write(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64_t val)
+{
+	const struct emu_operand *op = &in->op[idx];
+
+	switch (op->kind) {
+	case EMU_OPK_REG:
+		if (op->reg >= EMU_REG_SREG)
+			return emu_unsupported(cpu, "operand register %u not writable here",
+					       op->reg);
+		emu_reg_set(cpu, op->reg, op->size, val);
+		return EMU_OK;
+	case EMU_OPK_MEM:
+		return emu_mem_write(cpu, op->seg, emu_ea_off(cpu, in, op), &val, op->size);
+	default:
+		return emu_unsupported(cpu, "operand %d is not writable", idx);
+	}
+}
+
+int emu_push(struct emu_cpu *cpu, uint64_t val, unsigned size)
+{
+	uint64_t m = emu_size_mask(cpu->stack_size);
+	uint64_t sp = (cpu->st.gpr[EMU_RSP] - size) & m;
+	int r = emu_mem_write(cpu, EMU_SS, sp, &val, size);
+
+	if (r)
+		return r;
+	cpu->st.gpr[EMU_RSP] = (cpu->st.gpr[EMU_RSP] & ~m) | sp;
+	return EMU_OK;
+}
+
+int emu_pop(struct emu_cpu *cpu, uint64_t *val, unsigned size)
+{
+	uint64_t m = emu_size_mask(cpu->stack_size);
+	uint64_t sp = cpu->st.gpr[EMU_RSP] & m;
+	int r;
+
+	*val = 0;
+	r = emu_mem_read(cpu, EMU_SS, sp, val, size);
+	if (r)
+		return r;
+	cpu->st.gpr[EMU_RSP] = (cpu->st.gpr[EMU_RSP] & ~m) | ((sp + size) & m);
+	return EMU_OK;
+}
+
+int emu_branch(struct emu_cpu *cpu, uint64_t target)
+{
+	if (cpu->mode == EMU_MODE_LONG64) {
+		if ((uint64_t)(((int64_t)target << 16) >> 16) != target)
+			return emu_gp0(cpu);
+	} else if (target > cpu->st.seg[EMU_CS].limit) {
+		return emu_gp0(cpu);
+	}
+	cpu->st.rip = target;
+	return EMU_OK;
+}
+
+/* ---- the loop ---- */
+
+/* Finish a handler/delivery result: deliver faults until none is pending. 0 or EMU_STOP. */
+static int settle(struct emu_cpu *cpu, int r)
+{
+	int guard = 0;
+
+	while (r == EMU_FAULT && guard++ < 4) {
+		emu_core(cpu)->fetch_valid = false;
+		r = emu_deliver_pending_fault(cpu);
+	}
+	if (r == EMU_FAULT)
+		return emu_unsupported(cpu, "exception delivery did not settle");
+	return r == EMU_STOP ? EMU_STOP : 0;
+}
+
+/* Take a pending event if one is deliverable. 1 when one was taken, 0 if none, or EMU_STOP
+ * (as -EMU_STOP) when delivery stopped the CPU. */
+static int take_event(struct emu_cpu *cpu, uint32_t ev)
+{
+	int r, v;
+
+	if (cpu->st.interrupt_shadow)
+		return 0;
+	if ((ev & EMU_EV_NMI) && !cpu->st.nmi_blocked) {
+		atomic_fetch_and(&cpu->events, ~EMU_EV_NMI);
+		emu_core(cpu)->fetch_valid = false;
+		r = emu_deliver(cpu, EMU_NMI, EMU_EVT_NMI, 0, false, cpu->st.rip);
+		return settle(cpu, r) ? -EMU_STOP : 1;
+	}
+	if ((ev & EMU_EV_INTR) && (cpu->st.rflags & EMU_IF)) {
+		atomic_fetch_and(&cpu->events, ~EMU_EV_INTR);
+		v = cpu->bus.intr_ack ? cpu->bus.intr_ack(cpu->bus.opaque) : -1;
+		if (v < 0)
+			return 0;
+		emu_core(cpu)->fetch_valid = false;
+		r = emu_deliver(cpu, v & 0xff, EMU_EVT_EXTERNAL, 0, false, cpu->st.rip);
+		return settle(cpu, r) ? -EMU_STOP : 1;
+	}
+	return 0;
+}
+
+/*
+ * Execute up to `max` instructions of trace `t` starting at its first. Returns 0 to go on,
+ * -1 to go on after a fault was delivered, EMU_STOP when the loop must return
+ * cpu->stop_reason.
+ */
+static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t max)
+{
+	const struct emu_insn *in = t->insn, *end = t->insn + (t->n < max ? t->n : max);
+	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next;
+	int r;
+
+	for (; in < end; in++) {
+		cpu->insn_rip = rip;
+		next = (rip + in->len) & ipm;
+		cpu->st.rip = __builtin_expect(in->flags & EMU_IF_SYS, 0) ? rip : next;
+		r = in->exec(cpu, in);
+		cpu->insn_count++;
+		if (__builtin_expect(cpu->sys.bus_stop, 0)) {
+			cpu->sys.bus_stop = false;
+			if (r == EMU_FAULT) {
+				cpu->st.rip = cpu->insn_rip;
+				cpu->fault.pending = false;
+			}
+			if (r != EMU_STOP)
+				cpu->stop_reason = EMU_EXIT_BUS_STOP;
+			emu_core(cpu)->fetch_valid = false;
+			return EMU_STOP;
+		}
+		if (__builtin_expect(r != EMU_OK, 0)) {
+			if (r == EMU_FAULT)
+				cpu->st.rip = cpu->insn_rip;
+			emu_core(cpu)->fetch_valid = false;
+			if (r == EMU_FAULT)
+				cpu->insn_count--;
+			return settle(cpu, r) ? EMU_STOP : -1;
+		}
+		if (__builtin_expect(in->flags & EMU_IF_SYS, 0))
+			emu_core(cpu)->fetch_valid = false;
+		if (cpu->st.rip != next || atomic_load_explicit(&t->page->gen,
+								 memory_order_relaxed) != t->gen)
+			return 0;
+		rip = next;
+	}
+	return 0;
+}
+
+/* One instruction with TF and interrupt-shadow handling. 0 or EMU_STOP. */
+static int run_one(struct emu_cpu *cpu, const struct emu_trace *t)
+{
+	bool tf = cpu->st.rflags & EMU_TF;
+	int r;
+
+	cpu->st.interrupt_shadow = false;
+	r = run_trace(cpu, t, 1);
+	if (r == EMU_STOP)
+		return r;
+	if (tf && r == 0) {
+		cpu->st.dr[6] |= 0x4000;	/* BS */
+		emu_core(cpu)->fetch_valid = false;
+		r = emu_deliver(cpu, EMU_DB, EMU_EVT_EXCEPTION, 0, false, cpu->st.rip);
+		return settle(cpu, r);
+	}
+	return 0;
+}
+
+static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step)
+{
+	uint64_t end = cpu->insn_count + max_insns;
+	const struct emu_trace *t;
+	uint32_t ev;
+	int r;
+
+	for (;;) {
+		ev = atomic_load_explicit(&cpu->events, memory_order_relaxed);
+		if (__builtin_expect(ev != 0, 0)) {
+			if (ev & EMU_EV_EXIT)
+				return EMU_EXIT_EVENT;
+			r = take_event(cpu, ev);
+			if (r < 0)
+				return cpu->stop_reason;
+			if (r > 0 && step)
+				return EMU_EXIT_BUDGET;
+		}
+		if (cpu->insn_count >= end)
+			return EMU_EXIT_BUDGET;
+		t = emu_trace_get(cpu, &r);
+		if (!t) {
+			if (settle(cpu, r))
+				return cpu->stop_reason;
+			if (step)
+				return EMU_EXIT_BUDGET;
+			continue;
+		}
+		if (__builtin_expect(step || cpu->st.interrupt_shadow ||
+				     (cpu->st.rflags & EMU_TF), 0))
+			r = run_one(cpu, t);
+		else
+			r = run_trace(cpu, t, end - cpu->insn_count);
+		if (r == EMU_STOP)
+			return cpu->stop_reason;
+	}
+}
+
+enum emu_exit emu_run(struct emu_cpu *cpu, uint64_t max_insns)
+{
+	return run_loop(cpu, max_insns, false);
+}
+
+enum emu_exit emu_step(struct emu_cpu *cpu)
+{
+	return run_loop(cpu, 1, true);
+}
