@@ -13,6 +13,7 @@ struct vm;
 struct cfg_node;
 struct guest_mem;
 struct io_bus;
+struct event_loop;
 
 enum vm_exit_code {
 	VM_EXIT_RESET = 0,
@@ -30,6 +31,8 @@ void vm_destroy(struct vm *vm);
 
 struct guest_mem *vm_mem(struct vm *vm);
 struct io_bus *vm_io(struct vm *vm);
+/* The event loop (consoles, sockets, timerfds): devices add their fds at init. */
+struct event_loop *vm_event_loop(struct vm *vm);
 int vm_ncpus(const struct vm *vm);
 const char *vm_name(const struct vm *vm);
 
@@ -38,6 +41,11 @@ const char *vm_name(const struct vm *vm);
  * sets the code and kicks every vCPU.
  */
 void vm_request_exit(struct vm *vm, enum vm_exit_code code);
+/*
+ * Same, but khyve's process exit status is `status` itself rather than an enum vm_exit_code
+ * (pc-testdev's exit port 0xF4: status (V << 1) | 1, as bhyve). First request wins.
+ */
+void vm_request_exit_status(struct vm *vm, int status);
 
 /* Interrupts by GSI (ISA IRQ n = GSI n; PCI INTx on GSI 16-23). Any thread. */
 void vm_irq_assert(struct vm *vm, unsigned gsi);
