@@ -204,6 +204,22 @@ int emu_io_allowed(struct emu_cpu *cpu, uint16_t port, unsigned size);
 int emu_unsupported(struct emu_cpu *cpu, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Contract for system handlers (and what the run loop may rely on): while a handler runs,
+ * cpu->st.rip is the address of the instruction's first byte. A handler returning EMU_OK
+ * has set st.rip itself (emu_next_rip() or a branch target); EMU_FAULT leaves st.rip at the
+ * faulting instruction, and emu_deliver_pending_fault() pushes that RIP. EMU_STOP for HLT,
+ * BUS_STOP and unsupported: HLT and completed I/O leave st.rip past the instruction.
+ */
+static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in);
+/*
+ * System handlers for forms of mnemonics the core owns (MOV Sreg/CRn/DRn, PUSH/POP Sreg,
+ * far JMP/CALL/RET: EMU_IF_FAR, or opcode 0xEA/0x9A/0xCA/0xCB). NULL when the form is the
+ * core's.
+ */
+emu_exec_fn emu_sys_handler_insn(const struct emu_insn *in);
+/* Call once after the whole state changed (emu_set_state, creation): mode + full TLB flush. */
+void emu_sys_state_changed(struct emu_cpu *cpu);
 /* Flush the TLB entries for one linear page (INVLPG, emulated flush-page port). */
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);
 static inline bool emu_canonical(uint64_t a)
@@ -323,5 +339,10 @@ struct emu_cpu {
 	uint64_t lf_res, lf_src1, lf_src2;
 	uint8_t lf_op, lf_size, lf_cin;
 };
+
+static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return (cpu->st.rip + in->len) & emu_size_mask(cpu->code_size);
+}
 
 #endif
