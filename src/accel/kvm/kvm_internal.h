@@ -42,6 +42,7 @@ struct accel_vcpu {
 	timer_t halt_timer;
 	bool has_timer;
 	atomic_bool kicked;
+	bool reported_halted;	/* the last run returned ACCEL_EXIT_HALTED */
 };
 
 /* Copy guest-physical bytes out of the mapped slots; 0 or -EFAULT. */

@@ -424,6 +424,22 @@ static int kvm_handle_mmio(struct accel_vcpu *v)
 }
 
 /*
+ * Report ACCEL_EXIT_HALTED while the vCPU is stuck, and once (as KICKED) when it was and no
+ * longer is, so the machine's count of halted vCPUs stays true.
+ */
+static bool kvm_halt_check(struct accel_vcpu *v, struct accel_exit *exit)
+{
+	bool stuck = kvm_vcpu_stuck(v);
+
+	if (stuck || v->reported_halted) {
+		exit->reason = stuck ? ACCEL_EXIT_HALTED : ACCEL_EXIT_KICKED;
+		v->reported_halted = stuck;
+		return true;
+	}
+	return false;
+}
+
+/*
  * KVM_RUN returned EINTR (a kick, the halt timer, or a stray signal). Returns true when
  * accel_vcpu_run must return with exit->reason set.
  */
@@ -434,11 +450,7 @@ static bool kvm_interrupted(struct accel_vcpu *v, struct accel_exit *exit)
 		exit->reason = ACCEL_EXIT_KICKED;
 		return true;
 	}
-	if (kvm_vcpu_stuck(v)) {
-		exit->reason = ACCEL_EXIT_HALTED;
-		return true;
-	}
-	return false;
+	return kvm_halt_check(v, exit);
 }
 
 int kvm_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
@@ -471,10 +483,8 @@ int kvm_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 				return 0;
 			continue;
 		case KVM_EXIT_HLT:
-			if (kvm_vcpu_stuck(v)) {
-				exit->reason = ACCEL_EXIT_HALTED;
+			if (kvm_halt_check(v, exit))
 				return 0;
-			}
 			continue;
 		case KVM_EXIT_SHUTDOWN:
 			exit->reason = ACCEL_EXIT_SHUTDOWN;
