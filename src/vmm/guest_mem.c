@@ -1,7 +1,8 @@
 /*
  * guest_mem.c: guest-physical memory. RAM is one anonymous MAP_NORESERVE mapping, shown to
  * the guest as lowmem [0, min(size, 3 GiB)) and, for the rest, highmem from 4 GiB (the PCI
- * hole sits between). ROM regions are caller-owned buffers mapped read-only. Every lookup
+ * hole sits between). ROM regions are caller-owned buffers mapped read-only, possibly over
+ * part of the RAM (which they then hide). Every lookup
  * checks the whole [gpa, gpa+len) range with overflow-safe arithmetic. Regions are added
  * at build time only; lookups after that are lock-free.
  */
@@ -85,10 +86,35 @@ void gm_destroy(struct guest_mem *gm)
 	free(gm);
 }
 
+/*
+ * A ROM may cover part of one RAM region (the chipset's BIOS alias at 0xE0000-0xFFFFF): the
+ * RAM region is split around it and the RAM underneath is hidden. ROMs never overlap ROMs.
+ */
 int gm_add_rom(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint8_t *host)
 {
-	if (size == 0 || !host || gpa + size < gpa)
+	uint64_t end = gpa + size;
+
+	if (size == 0 || !host || end < gpa)
 		return -EINVAL;
+	for (int i = 0; i < gm->nregions; i++) {
+		struct gm_region r = gm->regions[i];
+		int need;
+
+		if (!gm_overlaps(gpa, size, r.gpa, r.size))
+			continue;
+		if (r.kind != GM_RAM || gpa < r.gpa || end > r.gpa + r.size)
+			return -EEXIST;
+		/* Replace r by its part below the ROM, its part above, and the ROM. */
+		need = (gpa > r.gpa) + (end < r.gpa + r.size) + 1;
+		if (gm->nregions - 1 + need > GM_MAX_REGIONS)
+			return -ENOSPC;
+		gm->regions[i] = gm->regions[--gm->nregions];
+		if (gpa > r.gpa)
+			gm_insert(gm, r.gpa, gpa - r.gpa, r.host, GM_RAM);
+		if (end < r.gpa + r.size)
+			gm_insert(gm, end, r.gpa + r.size - end, r.host + (end - r.gpa), GM_RAM);
+		break;
+	}
 	return gm_insert(gm, gpa, size, host, GM_ROM);
 }
 

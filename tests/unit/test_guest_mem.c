@@ -112,7 +112,7 @@ TEST(rom_is_read_only)
 	CHECK(gm_write(gm, 0xFFFFE000ULL, b, 4) == -EFAULT);
 	/* Overlaps and nonsense are refused. */
 	CHECK(gm_add_rom(gm, 0xFFFFF000ULL, 4096, rom) == -EEXIST);
-	CHECK(gm_add_rom(gm, 0x80000, 4096, rom) == -EEXIST);
+	CHECK(gm_add_rom(gm, 0xFF000, 0x2000, rom) == -EEXIST);	/* past the end of RAM */
 	CHECK(gm_add_rom(gm, 0x200000, 0, rom) == -EINVAL);
 	CHECK(gm_add_rom(gm, UINT64_MAX - 10, 4096, rom) == -EINVAL);
 	CHECK(gm_add_rom(gm, 0x200000, 4096, NULL) == -EINVAL);
@@ -170,5 +170,47 @@ TEST(large_sparse_ram_is_cheap)
 	CHECK(gm_create(&gm, 64ULL << 30) == 0);
 	CHECK_EQ_U64(gm_highmem_size(gm), 61ULL << 30);
 	CHECK(gm_ptr(gm, GUEST_MEM_HIGHMEM_BASE + (61ULL << 30) - 1, 1, true) != NULL);
+	gm_destroy(gm);
+}
+
+TEST(rom_alias_splits_ram)
+{
+	struct guest_mem *gm;
+	static uint8_t bios[0x20000];
+	uint8_t b[2];
+	int ram = 0, roms = 0;
+
+	memset(bios, 0xcc, sizeof bios);
+	CHECK(gm_create(&gm, 16 << 20) == 0);
+	memset(gm_ptr(gm, 0xDFFFF, 1, true), 0x11, 1);
+	memset(gm_ptr(gm, 0x100000, 1, true), 0x22, 1);
+	CHECK(gm_add_rom(gm, 0xE0000, sizeof bios, bios) == 0);
+	CHECK_EQ_U64(gm_region_count(gm), 3);
+	for (int i = 0; i < gm_region_count(gm); i++) {
+		const struct gm_region *r = gm_region(gm, i);
+
+		if (r->kind == GM_RAM) {
+			ram++;
+			CHECK(r->gpa == 0 || r->gpa == 0x100000);
+			CHECK_EQ_U64(r->gpa + r->size, r->gpa ? 16 << 20 : 0xE0000);
+		} else {
+			roms++;
+		}
+	}
+	CHECK_EQ_U64(ram, 2);
+	CHECK_EQ_U64(roms, 1);
+	/* RAM on both sides keeps its contents; the ROM reads through, refuses writes. */
+	CHECK(gm_read(gm, 0xDFFFF, b, 2) == 0);
+	CHECK_EQ_U64(b[0], 0x11);
+	CHECK_EQ_U64(b[1], 0xcc);
+	CHECK(gm_read(gm, 0xFFFFF, b, 2) == 0);
+	CHECK_EQ_U64(b[0], 0xcc);
+	CHECK_EQ_U64(b[1], 0x22);
+	CHECK(gm_ptr(gm, 0xF0000, 1, true) == NULL);
+	CHECK(gm_write(gm, 0xDFFFF, b, 2) == -EFAULT);
+	CHECK_EQ_U64(gm_lowmem_size(gm), 16 << 20);
+	/* A second ROM over the first is refused; one at the top of 4 GiB is fine. */
+	CHECK(gm_add_rom(gm, 0xF0000, 0x1000, bios) == -EEXIST);
+	CHECK(gm_add_rom(gm, 0xFFFE0000ULL, sizeof bios, bios) == 0);
 	gm_destroy(gm);
 }
