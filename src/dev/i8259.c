@@ -2,7 +2,7 @@
  * i8259.c: two cascaded 8259A PICs (Intel 8259A datasheet: ICW1-ICW4, OCW1-OCW3) and the
  * PIIX/ICH ELCR edge/level registers. Fully nested and special fully nested modes, priority
  * rotation, specific and non-specific EOI, auto-EOI, special mask mode, IRR/ISR read, poll,
- * spurious IRQ7/IRQ15. The cascade input IRQ2 follows the slave's INT level. Left out:
+ * spurious IRQ7/IRQ15. The cascade input IRQ2 latches the slave's INT. Left out:
  * 8080 mode, buffered mode, LTIM (level mode comes from the ELCR as on PCs).
  */
 #include <errno.h>
@@ -67,10 +67,9 @@ static bool update_locked(struct i8259 *pic)
 	struct pic_chip *m = &pic->chip[0], *s = &pic->chip[1];
 	bool out;
 
+	/* IRQ2 latches the slave's INT; only the master's INTA clears it. */
 	if (chip_pending(s, false) >= 0)
 		m->irr |= 1u << 2;
-	else
-		m->irr &= ~(1u << 2);
 	out = chip_pending(m, true) >= 0;
 	pic->out = out;
 	return out;
@@ -141,7 +140,7 @@ static int chip_ack(struct pic_chip *c, bool master)
 		c->isr |= 1u << irq;
 	}
 	/* Edge requests are consumed; level ones stay while the line is high. */
-	if (!(c->elcr & (1u << irq)) && !(master && irq == 2))
+	if (!(c->elcr & (1u << irq)))
 		c->irr &= ~(1u << irq);
 	return irq;
 }
