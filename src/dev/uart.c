@@ -5,14 +5,20 @@
  * the shifter are always empty); the character timeout interrupt is reported as soon as the
  * FIFO holds fewer bytes than the trigger level. Modem inputs DCD, DSR and CTS are always
  * asserted (bhyve asserts DCD and DSR). On PCs OUT2 gates the interrupt line; so it does here.
+ * Also the `uart` PCI emulation (131F:2000, I/O BAR 0, INTx).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/char/char.h"
+#include "config/config.h"
+#include "dev/models.h"
 #include "dev/uart.h"
+#include "pci/pci.h"
+#include "vmm/vm.h"
 
 #define UART_FIFO_SIZE 16
 
@@ -368,3 +374,104 @@ void uart_io(void *opaque, uint64_t offset, unsigned size, bool write, uint64_t 
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 }
+
+/* ---- the `uart` PCI emulation: the same UART behind an I/O BAR (bhyve's pci_uart.c) ---- */
+
+#define PCI_UART_VENDOR 0x131f	/* Siig */
+#define PCI_UART_DEVICE 0x2000
+
+static void pci_uart_irq(void *opaque, bool level)
+{
+	struct pci_dev *pdev = opaque;
+
+	if (level)
+		pci_intx_assert(pdev);
+	else
+		pci_intx_deassert(pdev);
+}
+
+static void pci_uart_bar_read(struct pci_dev *pdev, int bar, uint64_t offset, unsigned size,
+			      uint64_t *val)
+{
+	uart_io(pdev->priv, offset, size, false, val);
+}
+
+static void pci_uart_bar_write(struct pci_dev *pdev, int bar, uint64_t offset, unsigned size,
+			       uint64_t val)
+{
+	uart_io(pdev->priv, offset, size, true, &val);
+}
+
+static void pci_uart_reset(struct pci_dev *pdev)
+{
+	uart_reset(pdev->priv);
+}
+
+static void pci_uart_destroy(struct pci_dev *pdev)
+{
+	uart_destroy(pdev->priv);
+	pdev->priv = NULL;
+}
+
+static const struct pci_dev_ops pci_uart_ops = {
+	.bar_read = pci_uart_bar_read,
+	.bar_write = pci_uart_bar_write,
+	.reset = pci_uart_reset,
+	.destroy = pci_uart_destroy,
+};
+
+static int pci_uart_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
+{
+	const char *path = cfg_get(node, "path");
+	struct char_backend *be = NULL;
+	struct uart *u;
+	char err[256];
+	int ret;
+
+	if (path && *path) {
+		ret = char_open(path, vm_event_loop(vm), &be, err, sizeof err);
+		if (ret < 0) {
+			fprintf(stderr, "khyve: pci %u:%u:%u: uart: %s\n", pdev->bus, pdev->slot,
+				pdev->func, err);
+			return ret;
+		}
+	}
+	ret = uart_create(pci_uart_irq, pdev, be, &u);
+	if (ret < 0) {
+		char_close(be);
+		return ret;
+	}
+	pdev->name = "uart";
+	pdev->priv = u;
+	pdev->ops = &pci_uart_ops;
+	/* Simple communications / serial, 16550-compatible. */
+	pci_set_ids(pdev, PCI_UART_VENDOR, PCI_UART_DEVICE, 0, 0x07, 0x00, 0x02);
+	ret = pci_add_bar(pdev, 0, PCI_BAR_IO, UART_NREGS);
+	if (ret == 0)
+		ret = pci_intx_request(pdev);
+	return ret;
+}
+
+static int pci_uart_legacy_parse(struct cfg_node *node, const char *opts, char *err,
+				 size_t errlen)
+{
+	if (!opts || !*opts)
+		return 0;
+	if (strchr(opts, ',')) {
+		snprintf(err, errlen, "uart takes one backend: '%s'", opts);
+		return -EINVAL;
+	}
+	return cfg_set(node, "path", opts) < 0 ? -EINVAL : 0;
+}
+
+static const struct device_key pci_uart_keys[] = {
+	{ "path", KEY_STRING, NULL, "backend: stdio, or a tty path (not supported yet)" },
+	{ NULL, KEY_STRING, NULL, NULL },
+};
+
+const struct device_model pci_uart_model = {
+	.name = "uart",
+	.keys = pci_uart_keys,
+	.legacy_parse = pci_uart_legacy_parse,
+	.init = pci_uart_init,
+};

@@ -84,8 +84,27 @@ int pci_bus_add(struct pci_bus *bus, uint8_t b, uint8_t s, uint8_t f, struct pci
 int pci_bus_finalize(struct pci_bus *bus);
 void pci_bus_reset(struct pci_bus *bus);
 void pci_bus_destroy(struct pci_bus *bus);
-/* For the MP/ACPI tables: iterate devices with an INTx line. */
+/*
+ * For the MP/ACPI tables: iterate devices with an INTx line; pin is 1..4 (INTA..INTD), gsi the
+ * IOAPIC input. Routing follows the i440FX firmware rule: link (slot + pin - 2) mod 4, and
+ * links A-D are GSIs 16-19 (PIC IRQs through the PIIX3 PIRQ registers).
+ */
 int pci_bus_intx_routes(struct pci_bus *bus, void (*fn)(void *opaque, uint8_t b, uint8_t s,
 							uint8_t pin, int gsi), void *opaque);
+
+/*
+ * The PCI-ISA bridge (lpc.c) claims the bus's PIRQ routing: -EBUSY when another bridge has it.
+ * pci_pirq_set() then takes a guest write to PIRQRC[link] (PIIX3 0x60-0x63): bit 7 set
+ * disables the link's PIC routing, bits 3:0 give the PIC IRQ.
+ */
+int pci_pirq_attach(struct pci_dev *bridge);
+void pci_pirq_set(struct pci_dev *bridge, int link, uint8_t route);
+
+/* Window the core assigns BARs from (also what the ACPI _CRS should describe). */
+#define PCI_IO_WINDOW_BASE 0x2000
+#define PCI_IO_WINDOW_END 0x10000
+#define PCI_MEM32_WINDOW_BASE 0xc0000000ULL
+#define PCI_MEM32_WINDOW_END 0xfec00000ULL
+#define PCI_INTX_GSI_BASE 16
 
 #endif
