@@ -19,7 +19,7 @@ static const struct cfg_schema_key config_keys[] = {
 	KE("accel", "auto", "auto|kvm|soft",
 	   "accelerator: KVM, the software CPU, or KVM when usable else the software CPU"),
 	KI("cpus", "1", 1, 65535, "number of vCPUs (-c); sockets x cores x threads when unset"),
-	KI("sockets", "cpus", 1, 65535, "CPU sockets (-c sockets=)"),
+	KI("sockets", NULL, 1, 65535, "CPU sockets (-c sockets=); the value of cpus when unset"),
 	KI("cores", "1", 1, 65535, "cores per socket (-c cores=)"),
 	KI("threads", "1", 1, 65535, "threads per core (-c threads=)"),
 	K("memory.size", CFG_MEMSIZE, "256M",
