@@ -553,9 +553,15 @@ const char *vm_name(const struct vm *vm)
 
 void vm_request_exit(struct vm *vm, enum vm_exit_code code)
 {
+	vm_request_exit_status(vm, (int)code);
+}
+
+/* The status becomes the process's exit status, so only its low 8 bits can matter. */
+void vm_request_exit_status(struct vm *vm, int status)
+{
 	int none = -1;
 
-	if (!atomic_compare_exchange_strong(&vm->exit_code, &none, (int)code))
+	if (!atomic_compare_exchange_strong(&vm->exit_code, &none, status & 0xff))
 		return;
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct accel_vcpu *av = atomic_load(&vm->vcpus[i].accel);
