@@ -798,3 +798,34 @@ TEST(errors_happen_before_anything_else)
 	FAILS("-c 0 -s 3,virtio-foo vm", 64, "invalid cpu topology");
 	FAILS("-s 3,virtio-foo -c 0 vm", 4, "unknown device");
 }
+
+/* man/khyve.8 documents every flag cli.c accepts (run from the repository root). */
+TEST(man_page_lists_every_flag)
+{
+	static const char flags[] = "aehuwxACDHIPSWYkfopGcsmlKUrn";
+	FILE *f = fopen("man/khyve.8", "r");
+	char *text = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	if (!f) {
+		printf("    (man/khyve.8 not found from this directory: skipped)\n");
+		return;
+	}
+	len = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	CHECK(len > 0);
+	for (const char *c = flags; len > 0 && *c; c++) {
+		char item[16];
+
+		snprintf(item, sizeof(item), ".It Fl %c", *c);
+		if (!strstr(text, item)) {
+			char msg[64];
+
+			snprintf(msg, sizeof(msg), "flag -%c missing from man/khyve.8", *c);
+			unit_fail(__FILE__, __LINE__, msg);
+		}
+	}
+	CHECK(strstr(text, "Fl -help") != NULL);
+	free(text);
+}
