@@ -268,6 +268,8 @@ struct emu_sys {
 void emu_sys_features(struct emu_cpu *cpu);
 void emu_tlb_flush_nonglobal(struct emu_cpu *cpu);
 void *emu_lin_rmw_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* Translate (and fault) without accessing: every page of [lin, lin+size) for `flags`. */
+int emu_lin_check(struct emu_cpu *cpu, uint64_t lin, unsigned size, unsigned flags);
 /* Descriptor of `sel` from the GDT/LDT (8 bytes; 16 for system descriptors in long mode). */
 int emu_desc_read(struct emu_cpu *cpu, uint16_t sel, uint64_t desc[2], bool sys16,
 		  int fault_vec, uint32_t ext);
@@ -297,10 +299,15 @@ void emu_null_outer_segs(struct emu_cpu *cpu);
 /* Per-file handler lookups by Zydis mnemonic, combined by emu_sys_handler(). */
 emu_exec_fn emu_except_handler(unsigned zydis_mnemonic);
 emu_exec_fn emu_segins_handler(unsigned zydis_mnemonic);
-emu_exec_fn emu_ctl_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_sysctl_handler(unsigned zydis_mnemonic);
 emu_exec_fn emu_msr_handler(unsigned zydis_mnemonic);
 emu_exec_fn emu_io_handler(unsigned zydis_mnemonic);
 emu_exec_fn emu_fpu_handler(unsigned zydis_mnemonic);
+emu_exec_fn emu_segins_form(const struct emu_insn *in);
+emu_exec_fn emu_sysctl_form(const struct emu_insn *in);
+/* MSR access as RDMSR/WRMSR do it (also for accel/soft's state exchange): 0, or -1 = #GP. */
+int emu_msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val);
+int emu_msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val);
 /* Offset-to-linear with the limit/type/canonical checks of `sreg` (0 or EMU_FAULT). */
 int emu_seg_lin(struct emu_cpu *cpu, const struct emu_seg *seg, int sreg, uint64_t offset,
 		unsigned size, unsigned acc, uint64_t *lin);

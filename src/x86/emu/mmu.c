@@ -414,6 +414,16 @@ int emu_lin_write(struct emu_cpu *cpu, uint64_t lin, const void *src, unsigned s
 	return 0;
 }
 
+int emu_lin_check(struct emu_cpu *cpu, uint64_t lin, unsigned size, unsigned flags)
+{
+	lin = lin_mask(cpu, lin);
+	if (!translate(cpu, lin, flags))
+		return EMU_FAULT;
+	if ((lin & 0xfff) + size > 4096 && !translate(cpu, lin_mask(cpu, lin + size - 1), flags))
+		return EMU_FAULT;
+	return 0;
+}
+
 void *emu_lin_rmw_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 {
 	struct emu_tlb_entry *e;

@@ -8,7 +8,8 @@
 emu_exec_fn emu_sys_handler(unsigned zydis_mnemonic)
 {
 	emu_exec_fn (*const lookups[])(unsigned) = {
-		emu_except_handler,
+		emu_except_handler, emu_segins_handler, emu_sysctl_handler,
+		emu_msr_handler,    emu_io_handler,	emu_fpu_handler,
 	};
 
 	for (unsigned i = 0; i < sizeof lookups / sizeof lookups[0]; i++) {
@@ -22,5 +23,7 @@ emu_exec_fn emu_sys_handler(unsigned zydis_mnemonic)
 
 emu_exec_fn emu_sys_handler_insn(const struct emu_insn *in)
 {
-	return NULL;
+	emu_exec_fn fn = emu_segins_form(in);
+
+	return fn ? fn : emu_sysctl_form(in);
 }
