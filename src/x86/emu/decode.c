@@ -202,7 +202,8 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 	if (zi.attributes & ZYDIS_ATTRIB_HAS_REPNE)
 		in->prefixes |= EMU_PFX_REPNE;
 	in->nops = zi.operand_count_visible < 4 ? zi.operand_count_visible : 4;
-	for (int i = 0; i < in->nops; i++)
+	/* Hidden operands too: string instructions find their (overridden) segments there. */
+	for (int i = 0; i < zi.operand_count && i < 4; i++)
 		conv_op(&zo[i], &in->op[i]);
 
 	if (zi.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
@@ -219,6 +220,10 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 	default:
 		break;
 	}
+	/* POPF may set TF or IF: take both at the next boundary */
+	if (zi.mnemonic == ZYDIS_MNEMONIC_POPF || zi.mnemonic == ZYDIS_MNEMONIC_POPFD ||
+	    zi.mnemonic == ZYDIS_MNEMONIC_POPFQ)
+		in->flags |= EMU_IF_END_TRACE;
 	fn = emu_sys_handler_insn(in);
 	if (!fn && !(in->flags & EMU_IF_FAR) && !has_reg_class(in, EMU_REG_SREG, EMU_REG_MM)) {
 		fn = emu_core_handler(in, zi.mnemonic);

@@ -68,6 +68,9 @@ void emu_disasm(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len, char *b
 
 /* Handler table filled by the exec_*.c files: core handler for a Zydis mnemonic. */
 emu_exec_fn emu_core_handler(const struct emu_insn *in, unsigned mnemonic);
+emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic);
+emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic);
+emu_exec_fn emu_str_handler(const struct emu_insn *in, unsigned mnemonic);
 int emu_exec_ud(struct emu_cpu *cpu, const struct emu_insn *in);
 
 /* ---- registers ---- */
@@ -127,7 +130,7 @@ static inline int emu_opr(struct emu_cpu *cpu, const struct emu_insn *in, int id
 		*v = emu_reg_get(cpu, op->reg, op->size);
 		return 0;
 	case EMU_OPK_IMM:
-		*v = op->imm & emu_size_mask(op->size);
+		*v = op->imm;
 		return 0;
 	case EMU_OPK_MEM:
 		*v = 0;

@@ -117,7 +117,7 @@ int emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64_
 	case EMU_OPK_MEM:
 		return emu_mem_read(cpu, op->seg, emu_ea_off(cpu, in, op), val, op->size);
 	case EMU_OPK_IMM:
-		*val = op->imm & emu_size_mask(op->size);
+		*val = op->imm;
 		return EMU_OK;
 	case EMU_OPK_PTR:
 		*val = (uint64_t)op->disp;
