@@ -447,7 +447,7 @@ static bool cli_name_ok(const char *name)
  */
 static bool cli_finish(int *exit_code)
 {
-	const char *mem = cfg_get(NULL, "memory.size");
+	const char *mem;
 	uint64_t cpus, sockets, cores, threads, total, n;
 	bool explicit_cpus = cfg_get(NULL, "cpus") != NULL;
 	char buf[32];
@@ -480,6 +480,7 @@ static bool cli_finish(int *exit_code)
 	cli_set("cores", buf);
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)threads);
 	cli_set("threads", buf);
+	mem = cfg_get(NULL, "memory.size");	/* after the sets: they free expansions */
 	if (mem && cfg_parse_u64(mem, &n) == 0 && n < (1ULL << 20)) {
 		snprintf(buf, sizeof(buf), "%lluM", (unsigned long long)n);
 		cli_set("memory.size", buf);

@@ -519,6 +519,8 @@ TEST(memory_size)
 	CHECK_EQ_U64(v, 1ULL << 30);
 	OK("-o memory.size=64 vm");	/* the rule belongs to the key, not to -m */
 	KEY("memory.size", "64M");
+	OK("-o bios.version=96 -o memory.size=%(bios.version) vm");	/* through a reference */
+	KEY("memory.size", "96M");
 	OK("-m 1G -m 2G vm");
 	KEY("memory.size", "2G");
 	FAILS("-m 12Q vm", 64, "invalid memory size: '12Q'");
