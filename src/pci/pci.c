@@ -350,7 +350,7 @@ static void pci_bar_sync(struct pci_dev *pdev, int idx)
 	if (want && !bar->registered) {
 		/* An overlap with another range leaves the BAR dark: the guest's mistake. */
 		if (io_bus_register(vm_io(pdev->vm), space, bar->addr, bar->size, pci_bar_io,
-				    &s->bar_ref[idx], pdev->name) == 0)
+				    &s->bar_ref[idx], pdev->name ? pdev->name : "pci-bar") == 0)
 			bar->registered = true;
 	}
 }
@@ -610,7 +610,6 @@ int pci_bus_add(struct pci_bus *bus, uint8_t b, uint8_t s, uint8_t f, struct pci
 	slot->dev.bus = b;
 	slot->dev.slot = s;
 	slot->dev.func = f;
-	slot->dev.name = "pci";
 	slot->dev.intx_gsi = -1;
 	for (int i = 0; i < 6; i++) {
 		slot->bar_ref[i].slot = slot;
