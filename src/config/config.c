@@ -18,34 +18,19 @@
 struct cfg_node {
 	char *name;
 	char *value;		/* leaves only */
+	char *expanded;		/* value with references expanded, valid while gen == cfg_gen */
+	unsigned long gen;
 	struct cfg_node *parent, *first, *last, *next;
 };
 
-/* Expanded strings handed out by cfg_get; freed on the next change to the tree. */
-struct cfg_scratch {
-	struct cfg_scratch *next;
-	char text[];
-};
-
 static struct cfg_node cfg_root_node = { .name = "" };
-static struct cfg_scratch *cfg_scratch_list;
-static pthread_mutex_t cfg_scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Bumped by every change to the tree; older expansions are stale (cfg_get's contract). */
+static unsigned long cfg_gen = 1;
+static pthread_mutex_t cfg_expand_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct cfg_node *cfg_root(void)
 {
 	return &cfg_root_node;
-}
-
-static void cfg_scratch_free(void)
-{
-	pthread_mutex_lock(&cfg_scratch_lock);
-	while (cfg_scratch_list) {
-		struct cfg_scratch *s = cfg_scratch_list;
-
-		cfg_scratch_list = s->next;
-		free(s);
-	}
-	pthread_mutex_unlock(&cfg_scratch_lock);
 }
 
 static void cfg_node_free(struct cfg_node *node)
@@ -60,6 +45,7 @@ static void cfg_node_free(struct cfg_node *node)
 	}
 	free(node->name);
 	free(node->value);
+	free(node->expanded);
 	free(node);
 }
 
@@ -74,7 +60,7 @@ void cfg_reset(void)
 		child = next;
 	}
 	cfg_root_node.first = cfg_root_node.last = NULL;
-	cfg_scratch_free();
+	cfg_gen++;
 }
 
 static struct cfg_node *cfg_child(struct cfg_node *node, const char *name, size_t len)
@@ -167,7 +153,7 @@ int cfg_set(struct cfg_node *base, const char *key, const char *value)
 			}
 			free(child->value);
 			child->value = copy;
-			cfg_scratch_free();
+			cfg_gen++;
 			return 0;
 		}
 		if (child && child->value) {
@@ -202,7 +188,7 @@ int cfg_unset(struct cfg_node *base, const char *key)
 			parent->last = c;
 	}
 	cfg_node_free(node);
-	cfg_scratch_free();
+	cfg_gen++;
 	return 0;
 }
 
@@ -270,7 +256,6 @@ int cfg_get_checked(struct cfg_node *base, const char *key, const char **out, ch
 		    size_t errlen)
 {
 	struct cfg_node *node = cfg_lookup(base, key);
-	struct cfg_scratch *s;
 	char *buf = NULL, path[256];
 	size_t len = 0;
 	FILE *f;
@@ -283,30 +268,31 @@ int cfg_get_checked(struct cfg_node *base, const char *key, const char **out, ch
 		*out = node->value;
 		return 0;
 	}
+	pthread_mutex_lock(&cfg_expand_lock);
+	if (node->expanded && node->gen == cfg_gen) {
+		*out = node->expanded;
+		pthread_mutex_unlock(&cfg_expand_lock);
+		return 0;
+	}
 	f = open_memstream(&buf, &len);
-	if (!f)
+	if (!f) {
+		pthread_mutex_unlock(&cfg_expand_lock);
 		return -ENOMEM;
+	}
 	ret = cfg_expand(cfg_node_path(node, path, sizeof(path)), node->value, f, 0, err,
 			 errlen);
 	if (fclose(f) != 0 && ret == 0)
 		ret = -ENOMEM;
-	if (ret) {
+	if (ret == 0) {
+		free(node->expanded);
+		node->expanded = buf;
+		node->gen = cfg_gen;
+		*out = buf;
+	} else {
 		free(buf);
-		return ret;
 	}
-	s = malloc(sizeof(*s) + len + 1);
-	if (!s) {
-		free(buf);
-		return -ENOMEM;
-	}
-	memcpy(s->text, buf, len + 1);
-	free(buf);
-	pthread_mutex_lock(&cfg_scratch_lock);
-	s->next = cfg_scratch_list;
-	cfg_scratch_list = s;
-	pthread_mutex_unlock(&cfg_scratch_lock);
-	*out = s->text;
-	return 0;
+	pthread_mutex_unlock(&cfg_expand_lock);
+	return ret;
 }
 
 const char *cfg_get(struct cfg_node *base, const char *key)

@@ -139,6 +139,10 @@ TEST(expansion)
 	CHECK_STR(cfg_get(NULL, "pci.0.4.0.path"), "/dev/zvol/tank/vm1");
 	CHECK_STR(cfg_get(NULL, "pct"), "100%");
 	CHECK_STR(cfg_get(NULL, "nested"), "[/dev/zvol/tank/vm1]");
+	CHECK(cfg_get(NULL, "nested") == cfg_get(NULL, "nested"));	/* cached, no growth */
+	cfg_set(NULL, "name", "vm2");					/* ... until a change */
+	CHECK_STR(cfg_get(NULL, "nested"), "[/dev/zvol/tank/vm2]");
+	cfg_set(NULL, "name", "vm1");
 	CHECK_STR(cfg_node_value(cfg_first_child(cfg_find(NULL, "pci.0.4.0"))),
 		  "/dev/zvol/tank/%(name)");		/* raw value untouched */
 	cfg_set(NULL, "bad1", "%(nosuch)");
