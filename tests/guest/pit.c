@@ -1,9 +1,9 @@
 /*
  * pit: the 8254 (Intel 82C54 datasheet; port 0x61 gate/output as on the PC/AT): channel 2
- * one-shots through port 0x61 measured with RDTSC as Linux's pit_calibrate_tsc does (10 ms and
- * 30 ms must give the same TSC rate within 5%), the counter latch command reading a decreasing
- * count, and channel 0 in rate-generator mode raising IRQ0 through IOAPIC pin 2 (or the MADT's
- * override for IRQ 0) at about the programmed 1 kHz.
+ * one-shots through port 0x61 timed with RDTSC as Linux's pit_calibrate_tsc does (the
+ * shortest of three 10 ms runs and of three 30 ms runs must give the same TSC rate within 5%),
+ * the latch command reading a decreasing count, and channel 0 in rate-generator mode raising
+ * IRQ0 through IOAPIC pin 2 (or the MADT's override for IRQ 0) at about the programmed 1 kHz.
  */
 #include "rt.h"
 
@@ -19,7 +19,14 @@ static void irq0(struct trap_frame *f)
 
 void test_main(void)
 {
-	uint64_t t10 = pit_ch2_measure(10), t30 = pit_ch2_measure(30);
+	uint64_t t10 = 0, t30 = 0;
+	for (int i = 0; i < 3; i++) {	/* late looks only add ticks: keep the shortest */
+		uint64_t a = pit_ch2_measure(10), b = pit_ch2_measure(30);
+		if (a && (!t10 || a < t10))
+			t10 = a;
+		if (b && (!t30 || b < t30))
+			t30 = b;
+	}
 	check(t10 && t30, "ch2-output-rises", "channel 2 OUT never set bit 5 of port 0x61 (%lu, %lu)",
 	      t10, t30);
 	if (t10 && t30) {
