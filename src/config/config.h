@@ -37,7 +37,7 @@ int cfg_get_size(struct cfg_node *base, const char *key, uint64_t def, uint64_t 
 int cfg_parse_bool(const char *s, bool *out);
 int cfg_parse_size(const char *s, uint64_t *out);
 
-/* Walk children in insertion order. */
+/* Walk children in insertion order (a NULL node means the root). */
 struct cfg_node *cfg_first_child(struct cfg_node *node);
 struct cfg_node *cfg_next_sibling(struct cfg_node *node);
 const char *cfg_node_name(const struct cfg_node *node);
