@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,8 +76,13 @@ int loader_load_bootrom(struct guest_mem *gm, const char *path, struct boot_cpu_
 		return bootrom_error(err, errlen, -EINVAL, path,
 				     "size must be a non-zero multiple of 4 KiB, at most 16 MiB");
 	}
-	buf = aligned_alloc(4096, size);
-	if (!buf) {
+	/*
+	 * Page-aligned anonymous memory, as accelerator memory slots want it. guest_mem keeps
+	 * the region until it is destroyed and does not unmap it; it lives as long as the
+	 * process (munmap(host, size) releases it).
+	 */
+	buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
 		close(fd);
 		return bootrom_error(err, errlen, -ENOMEM, path, "out of memory");
 	}
@@ -86,7 +92,7 @@ int loader_load_bootrom(struct guest_mem *gm, const char *path, struct boot_cpu_
 		if (r <= 0) {
 			ret = r < 0 ? -errno : -EIO;
 			close(fd);
-			free(buf);
+			munmap(buf, size);
 			return bootrom_error(err, errlen, ret, path, "read failed");
 		}
 		done += (size_t)r;
@@ -95,7 +101,7 @@ int loader_load_bootrom(struct guest_mem *gm, const char *path, struct boot_cpu_
 
 	ret = gm_add_rom(gm, (1ULL << 32) - size, size, buf);
 	if (ret) {
-		free(buf);
+		munmap(buf, size);
 		return bootrom_error(err, errlen, ret, path,
 				     "cannot map it below 4 GiB (overlaps other memory)");
 	}
