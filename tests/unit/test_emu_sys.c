@@ -1,0 +1,613 @@
+/*
+ * test_emu_sys.c: the interpreter's system half on hand-assembled sequences over a fake bus:
+ * the real -> protected -> long mode ladder, 4-level paging with #PF error codes, CR2 and
+ * accessed/dirty bits, IDT delivery from ring 3 with the TSS RSP0 and IST stack switches,
+ * #DF and triple fault, SYSCALL/SYSRET, a segment-limit #GP in 32-bit protected mode, and
+ * the MSR rules (#GP for unknown indexes and non-canonical bases).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "unit.h"
+#include "x86/emu/emu.h"
+
+#define RAM_SIZE (4u << 20)
+#define GDT 0x1000
+#define IDT 0x2000
+#define TSS 0x3000
+#define PML4 0x10000
+#define PDPT 0x11000
+#define PD 0x12000
+#define PT 0x13000
+#define CODE 0x100000
+#define HANDLERS 0x101000	/* one HLT per vector, 16 bytes apart */
+#define STACK0 0x180000		/* RSP0 */
+#define STACK_IST 0x190000	/* IST1 */
+#define STACK3 0x170000		/* ring 3 stack */
+
+static uint8_t *ram;
+
+static uint8_t *bus_page(void *o, uint64_t gpa, bool write)
+{
+	return gpa < RAM_SIZE ? ram + (gpa & ~0xfffull) : NULL;
+}
+
+static int bus_mmio(void *o, uint64_t gpa, unsigned size, bool write, uint64_t *val)
+{
+	if (!write)
+		*val = ~0ull;
+	return 0;
+}
+
+static int bus_pio(void *o, uint16_t port, unsigned size, bool write, uint32_t *val)
+{
+	if (!write)
+		*val = 0xffffffffu;
+	return 0;
+}
+
+static int bus_intr(void *o)
+{
+	return -1;
+}
+
+/* A small policy: FPU TSC MSR PAE PSE PGE CX8 FXSR SSE SSE2, SYSCALL NX LM. */
+static void bus_cpuid(void *o, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	memset(out, 0, 16);
+	if (leaf == 0)
+		out[0] = 1;
+	else if (leaf == 1)
+		out[3] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+			 (1u << 13) | (1u << 24) | (1u << 25) | (1u << 26);
+	else if (leaf == 0x80000000)
+		out[0] = 0x80000008;
+	else if (leaf == 0x80000001)
+		out[3] = (1u << 11) | (1u << 20) | (1u << 29);
+	else if (leaf == 0x80000008)
+		out[0] = 40;
+}
+
+static int bus_msr(void *o, uint32_t idx, bool write, uint64_t *val)
+{
+	return -1;
+}
+
+static uint64_t bus_tsc(void *o)
+{
+	return 12345;
+}
+
+static const struct emu_bus bus = {
+	.page_ptr = bus_page, .mmio = bus_mmio, .pio = bus_pio, .intr_ack = bus_intr,
+	.cpuid = bus_cpuid, .msr = bus_msr, .tsc = bus_tsc,
+};
+
+static void put64(uint64_t a, uint64_t v)
+{
+	memcpy(ram + a, &v, 8);
+}
+
+static uint64_t get64(uint64_t a)
+{
+	uint64_t v;
+
+	memcpy(&v, ram + a, 8);
+	return v;
+}
+
+static void put_bytes(uint64_t a, const uint8_t *b, size_t n)
+{
+	memcpy(ram + a, b, n);
+}
+
+/*
+ * GDT: 0x08 code64 DPL0, 0x10 data DPL0, 0x18 code32 DPL3, 0x20 data DPL3, 0x28 code64
+ * DPL3, 0x30 64-bit TSS (16 bytes), 0x40 code32 DPL0, 0x48 data DPL0 with limit 0xfff.
+ */
+static void build_tables(void)
+{
+	memset(ram, 0, RAM_SIZE);
+	put64(GDT + 0x08, 0x00af9b000000ffffull);
+	put64(GDT + 0x10, 0x00cf93000000ffffull);
+	put64(GDT + 0x18, 0x00cffb000000ffffull);
+	put64(GDT + 0x20, 0x00cff3000000ffffull);
+	put64(GDT + 0x28, 0x00affb000000ffffull);
+	put64(GDT + 0x30, 0x0000890000000067ull | ((uint64_t)TSS << 16));
+	put64(GDT + 0x38, 0);
+	put64(GDT + 0x40, 0x00cf9b000000ffffull);
+	put64(GDT + 0x48, 0x0040930000000fffull);
+	/* TSS: RSP0, IST1 */
+	put64(TSS + 4, STACK0);
+	put64(TSS + 0x24, STACK_IST);
+	/* Identity map of 4 MiB: 2 MiB page for the first, 4 KiB pages for the second. */
+	put64(PML4, PDPT | 7);
+	put64(PDPT, PD | 7);
+	put64(PD, 0x000000 | 0x87);
+	put64(PD + 8, PT | 7);
+	for (int i = 0; i < 512; i++)
+		put64(PT + i * 8, (0x200000ull + i * 4096) | 7);
+	/* A HLT at every handler slot. */
+	for (int v = 0; v < 256; v++)
+		ram[HANDLERS + v * 16] = 0xf4;
+}
+
+static void gate64(int vec, unsigned dpl, unsigned ist, bool present)
+{
+	uint64_t h = HANDLERS + vec * 16;
+	uint64_t lo = (h & 0xffff) | (0x08ull << 16) | ((uint64_t)ist << 32) |
+		      (0xeull << 40) | ((uint64_t)dpl << 45) | ((uint64_t)present << 47) |
+		      ((h >> 16) << 48);
+
+	put64(IDT + vec * 16, lo);
+	put64(IDT + vec * 16 + 8, h >> 32);
+}
+
+static void gate32(int vec, bool present)
+{
+	uint64_t h = HANDLERS + vec * 16;
+
+	put64(IDT + vec * 8, (h & 0xffff) | (0x40ull << 16) | (0xeull << 40) |
+				     ((uint64_t)present << 47) | ((h >> 16) << 48));
+}
+
+static void seg(struct emu_seg *s, uint16_t sel, uint32_t attr)
+{
+	s->sel = sel;
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->attr = attr;
+}
+
+/* 64-bit mode at CPL 0 or 3, paging on, IDT of 64-bit gates for every vector. */
+static void long_state(struct emu_state *st, int cpl)
+{
+	emu_reset_state(st);
+	st->cr0 = 0x80010031;	/* PG WP NE ET PE */
+	st->cr4 = 0x20;
+	st->cr3 = PML4;
+	st->efer = 0xd01;	/* SCE LME LMA NXE */
+	st->gdtr_base = GDT;
+	st->gdtr_limit = 0x4f;
+	st->idtr_base = IDT;
+	st->idtr_limit = 0xfff;
+	st->tr = (struct emu_seg){ .sel = 0x30, .base = TSS, .limit = 0x67, .attr = 0x8b };
+	st->ldtr = (struct emu_seg){ .attr = 1u << 16 };
+	for (int i = 0; i < 6; i++)
+		seg(&st->seg[i], 0, cpl ? 0xc0f3 : 0xc093);
+	if (cpl) {
+		seg(&st->seg[EMU_CS], 0x2b, 0xa0fb);
+		seg(&st->seg[EMU_SS], 0x23, 0xc0f3);
+		st->gpr[EMU_RSP] = STACK3;
+	} else {
+		seg(&st->seg[EMU_CS], 0x08, 0xa09b);
+		seg(&st->seg[EMU_SS], 0x10, 0xc093);
+		st->gpr[EMU_RSP] = STACK0 - 0x1000;
+	}
+	st->rip = CODE;
+	st->rflags = 0x202;
+	for (int v = 0; v < 256; v++)
+		gate64(v, 0, 0, true);
+}
+
+struct vm {
+	struct emu_machine *m;
+	struct emu_cpu *cpu;
+	struct emu_state st;
+};
+
+static void vm_start(struct vm *vm)
+{
+	if (!ram)
+		ram = malloc(RAM_SIZE);
+	build_tables();
+	vm->m = emu_machine_create();
+	vm->cpu = emu_cpu_create(vm->m, &bus);
+}
+
+static enum emu_exit vm_run(struct vm *vm)
+{
+	enum emu_exit e;
+
+	emu_set_state(vm->cpu, &vm->st);
+	e = emu_run(vm->cpu, 10000);
+	emu_get_state(vm->cpu, &vm->st);
+	if (e == EMU_EXIT_UNSUPPORTED || e == EMU_EXIT_TRIPLE_FAULT)
+		printf("  exit %d: %s\n", e, emu_last_error(vm->cpu));
+	return e;
+}
+
+static void vm_end(struct vm *vm)
+{
+	emu_cpu_destroy(vm->cpu);
+	emu_machine_destroy(vm->m);
+}
+
+/* Which handler stopped the CPU (RIP is past its HLT), or -1. */
+static int handler_taken(const struct emu_state *st)
+{
+	if (st->rip <= HANDLERS || st->rip > HANDLERS + 256 * 16 || (st->rip - 1) % 16)
+		return -1;
+	return (st->rip - 1 - HANDLERS) / 16;
+}
+
+TEST(emu_sys_real_to_long_mode)
+{
+	/* as: real mode -> lgdt, CR0.PE, far jmp to 32-bit; CR4.PAE, CR3, EFER.LME, CR0.PG,
+	 * far jmp to 64-bit; movabs rax; hlt (see the commit for the source). */
+	static const uint8_t code[] = {
+		0xfa, 0x66, 0x0f, 0x01, 0x16, 0x00, 0x0f, 0x0f, 0x20, 0xc0, 0x0c, 0x01,
+		0x0f, 0x22, 0xc0, 0x66, 0xea, 0x17, 0x80, 0x00, 0x00, 0x40, 0x00, 0x66,
+		0xb8, 0x10, 0x00, 0x8e, 0xd8, 0x8e, 0xd0, 0x8e, 0xc0, 0x0f, 0x20, 0xe0,
+		0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0, 0xb8, 0x00, 0x00, 0x01, 0x00, 0x0f,
+		0x22, 0xd8, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0d, 0x00, 0x01,
+		0x00, 0x00, 0x0f, 0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80,
+		0x0f, 0x22, 0xc0, 0xea, 0x52, 0x80, 0x00, 0x00, 0x08, 0x00, 0x48, 0xb8,
+		0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xf4,
+	};
+	struct vm vm;
+	uint16_t lim = 0x4f;
+	uint32_t base = GDT;
+
+	vm_start(&vm);
+	put_bytes(0x8000, code, sizeof code);
+	memcpy(ram + 0xf00, &lim, 2);
+	memcpy(ram + 0xf02, &base, 4);
+	emu_reset_state(&vm.st);
+	vm.st.seg[EMU_CS].sel = 0;
+	vm.st.seg[EMU_CS].base = 0;
+	vm.st.rip = 0x8000;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RAX], 0x1122334455667788ull);
+	CHECK(vm.st.efer & (1u << 10));	/* LMA */
+	CHECK_EQ_U64(vm.st.seg[EMU_CS].sel, 0x08);
+	CHECK(vm.st.seg[EMU_CS].attr & (1u << 13));	/* L */
+	CHECK_EQ_U64(vm.st.seg[EMU_DS].sel, 0x10);
+	CHECK(ram[GDT + 0x10 + 5] & 1);	/* accessed bit set by the DS load */
+	CHECK_EQ_U64(vm.st.rip, 0x8000 + sizeof code);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_page_fault_and_ad_bits)
+{
+	/* mov al,[0x301000]; mov byte [0x302000],1; mov al,[0x300000] (not present) */
+	static const uint8_t code[] = {
+		0x8a, 0x04, 0x25, 0x00, 0x10, 0x30, 0x00,
+		0xc6, 0x04, 0x25, 0x00, 0x20, 0x30, 0x00, 0x01,
+		0x8a, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00,
+	};
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	put64(PT + 0x100 * 8, 0);	/* 0x300000 not present */
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(vm.st.cr2, 0x300000);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 0);	/* error code: not present, read, S */
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP] + 8), CODE + 15);	/* faulting RIP */
+	CHECK((get64(PT + 0x101 * 8) & 0x60) == 0x20);	/* read: A, not D */
+	CHECK((get64(PT + 0x102 * 8) & 0x60) == 0x60);	/* write: A and D */
+	CHECK(get64(PD + 8) & 0x20);	/* A in the directory entry */
+	CHECK_EQ_U64(ram[0x302000], 1);
+	vm_end(&vm);
+
+	/* Ring 3 write to a read-only supervisor page: P|W|U = 7; CR0.WP for ring 0. */
+	static const uint8_t wr[] = { 0xc6, 0x04, 0x25, 0x00, 0x30, 0x30, 0x00, 0x01, 0xf4 };
+
+	vm_start(&vm);
+	put_bytes(CODE, wr, sizeof wr);
+	put64(PT + 0x103 * 8, 0x303000 | 1);	/* present, read-only, supervisor */
+	long_state(&vm.st, 3);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 7);
+	CHECK_EQ_U64(vm.st.cr2, 0x303000);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, wr, sizeof wr);
+	put64(PT + 0x103 * 8, 0x303000 | 1);
+	long_state(&vm.st, 0);
+	vm.st.cr0 &= ~(1ull << 16);	/* WP=0: ring 0 may write */
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), -1);
+	CHECK_EQ_U64(ram[0x303000], 1);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, wr, sizeof wr);
+	put64(PT + 0x103 * 8, 0x303000 | 1);
+	long_state(&vm.st, 0);	/* WP=1 */
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 3);
+	vm_end(&vm);
+
+	/* NX and a reserved bit on an instruction fetch. */
+	static const uint8_t jmp2[] = { 0x48, 0xc7, 0xc0, 0x00, 0x40, 0x30, 0x00, 0xff, 0xe0 };
+
+	vm_start(&vm);
+	put_bytes(CODE, jmp2, sizeof jmp2);	/* mov rax,0x304000; jmp rax */
+	put64(PT + 0x104 * 8, 0x304000 | 7 | (1ull << 63));
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 0x11);	/* P | I/D */
+	CHECK_EQ_U64(vm.st.cr2, 0x304000);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, jmp2, sizeof jmp2);
+	put64(PT + 0x104 * 8, 0x304000 | 7 | (1ull << 51));	/* reserved above MAXPHYADDR */
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 0x19);	/* P | RSVD | I/D */
+	vm_end(&vm);
+}
+
+TEST(emu_sys_ring3_to_ring0_tss_and_ist)
+{
+	static const uint8_t code[] = { 0xcd, 0x80 };	/* int 0x80 */
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 3);
+	gate64(0x80, 3, 0, true);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 0x80);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], STACK0 - 40);
+	CHECK_EQ_U64(vm.st.seg[EMU_CS].sel, 0x08);
+	CHECK_EQ_U64(vm.st.seg[EMU_SS].sel, 0);
+	CHECK_EQ_U64(get64(STACK0 - 40), CODE + 2);	/* RIP after INT */
+	CHECK_EQ_U64(get64(STACK0 - 32), 0x2b);	/* CS */
+	CHECK_EQ_U64(get64(STACK0 - 24) & 0x200, 0x200);	/* RFLAGS.IF */
+	CHECK_EQ_U64(get64(STACK0 - 16), STACK3);	/* RSP */
+	CHECK_EQ_U64(get64(STACK0 - 8), 0x23);	/* SS */
+	CHECK_EQ_U64(vm.st.rflags & 0x200, 0);	/* interrupt gate cleared IF */
+	vm_end(&vm);
+
+	/* Gate DPL 0: INT 0x80 from ring 3 is #GP(0x80*8+2). */
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 3);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	CHECK_EQ_U64(get64(STACK0 - 48), 0x80 * 8 + 2);
+	CHECK_EQ_U64(get64(STACK0 - 40), CODE);	/* faulting RIP: the INT itself */
+	vm_end(&vm);
+
+	/* #UD through an IST gate: the IST stack is used, 16-byte aligned. */
+	static const uint8_t ud[] = { 0x0f, 0x0b };
+
+	vm_start(&vm);
+	put_bytes(CODE, ud, sizeof ud);
+	long_state(&vm.st, 3);
+	gate64(6, 0, 1, true);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 6);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], STACK_IST - 40);
+	CHECK_EQ_U64(get64(STACK_IST - 40), CODE);
+	vm_end(&vm);
+
+	/* IRETQ back to ring 3 restores CS/SS/RSP and nulls nothing it should keep. */
+	static const uint8_t iret[] = { 0x48, 0xcf };
+
+	vm_start(&vm);
+	put_bytes(CODE, iret, sizeof iret);
+	ram[0x105000] = 0xf4;
+	long_state(&vm.st, 0);
+	vm.st.gpr[EMU_RSP] = STACK0 - 40;
+	put64(STACK0 - 40, 0x105000);
+	put64(STACK0 - 32, 0x2b);
+	put64(STACK0 - 24, 0x202);
+	put64(STACK0 - 16, STACK3 - 8);
+	put64(STACK0 - 8, 0x23);
+	vm.st.nmi_blocked = true;
+	ram[0x105000] = 0xf4;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);	/* HLT at CPL 3 is #GP */
+	CHECK_EQ_U64(get64(STACK0 - 40), 0x105000);
+	CHECK_EQ_U64(get64(STACK0 - 32), 0x2b);
+	CHECK_EQ_U64(get64(STACK0 - 16), STACK3 - 8);
+	CHECK(!vm.st.nmi_blocked);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_double_and_triple_fault)
+{
+	static const uint8_t ud[] = { 0x0f, 0x0b };
+	struct vm vm;
+
+	/* #UD gate not present -> #NP (contributory after benign: serial) -> handler 11. */
+	vm_start(&vm);
+	put_bytes(CODE, ud, sizeof ud);
+	long_state(&vm.st, 0);
+	gate64(6, 0, 0, false);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 11);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 6 * 8 + 2 + 1);	/* IDT | EXT */
+	vm_end(&vm);
+
+	/* #GP with its gate not present -> #NP while delivering #GP -> #DF. */
+	static const uint8_t gp[] = { 0x0f, 0x22, 0xc0 };	/* mov cr0,rax with rax=0 (PG w/o PE) */
+
+	vm_start(&vm);
+	put_bytes(CODE, gp, sizeof gp);
+	long_state(&vm.st, 3);
+	gate64(13, 0, 0, false);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 8);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), 0);	/* #DF error code */
+	vm_end(&vm);
+
+	/* ... and with #DF not present either: triple fault. */
+	vm_start(&vm);
+	put_bytes(CODE, gp, sizeof gp);
+	long_state(&vm.st, 3);
+	gate64(13, 0, 0, false);
+	gate64(8, 0, 0, false);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_TRIPLE_FAULT);
+	vm_end(&vm);
+
+	/* #PF while delivering #PF (the ring-0 stack is not mapped) -> #DF on IST. */
+	vm_start(&vm);
+	put_bytes(CODE, ud, sizeof ud);
+	long_state(&vm.st, 3);
+	put64(TSS + 4, 0x300000 + 0x1000);	/* RSP0 in the unmapped page */
+	put64(PT + 0x100 * 8, 0);
+	gate64(6, 0, 0, true);
+	gate64(8, 0, 1, true);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	/* #UD (benign) faults on the stack: #PF, which faults again: #DF on its IST stack. */
+	CHECK_EQ_U64(handler_taken(&vm.st), 8);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], STACK_IST - 48);
+	CHECK_EQ_U64(vm.st.cr2, 0x300000 + 0x1000 - 8);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_syscall_sysret)
+{
+	/* ring 3: syscall; ring 0 at LSTAR: sysretq; back in ring 3: hlt (#GP at CPL 3). */
+	static const uint8_t user[] = { 0x0f, 0x05, 0xf4 };
+	static const uint8_t kern[] = { 0x48, 0x0f, 0x07 };
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, user, sizeof user);
+	put_bytes(0x106000, kern, sizeof kern);
+	long_state(&vm.st, 3);
+	vm.st.star = (0x18ull << 48) | (0x08ull << 32);
+	vm.st.lstar = 0x106000;
+	vm.st.sfmask = 0x200;
+	emu_set_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(emu_step(vm.cpu), EMU_EXIT_BUDGET);	/* syscall */
+	emu_get_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(vm.st.rip, 0x106000);
+	CHECK_EQ_U64(vm.st.seg[EMU_CS].sel, 0x08);
+	CHECK_EQ_U64(vm.st.seg[EMU_SS].sel, 0x10);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RCX], CODE + 2);
+	CHECK_EQ_U64(vm.st.gpr[EMU_R11] & 0x200, 0x200);
+	CHECK_EQ_U64(vm.st.rflags & 0x200, 0);	/* SFMASK cleared IF */
+	CHECK_EQ_U64(emu_step(vm.cpu), EMU_EXIT_BUDGET);	/* sysretq */
+	emu_get_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(vm.st.rip, CODE + 2);
+	CHECK_EQ_U64(vm.st.seg[EMU_CS].sel, 0x2b);
+	CHECK_EQ_U64(vm.st.seg[EMU_SS].sel, 0x23);
+	CHECK_EQ_U64(vm.st.rflags & 0x200, 0x200);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);	/* hlt in ring 3 */
+	vm_end(&vm);
+
+	/* SYSCALL with EFER.SCE clear is #UD. */
+	vm_start(&vm);
+	put_bytes(CODE, user, sizeof user);
+	long_state(&vm.st, 3);
+	vm.st.efer &= ~1ull;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 6);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_segment_limit_gp)
+{
+	/* 32-bit protected mode: mov eax,[0x1000] through DS (limit 0xfff) -> #GP(0). */
+	static const uint8_t code[] = { 0xa1, 0x00, 0x10, 0x00, 0x00, 0xa1, 0xfc, 0x0f, 0x00, 0x00,
+					0xf4 };
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	emu_reset_state(&vm.st);
+	vm.st.cr0 = 0x11;
+	vm.st.gdtr_base = GDT;
+	vm.st.gdtr_limit = 0x4f;
+	vm.st.idtr_base = IDT;
+	vm.st.idtr_limit = 0x7ff;
+	seg(&vm.st.seg[EMU_CS], 0x40, 0xc09b);
+	seg(&vm.st.seg[EMU_SS], 0x10, 0xc093);
+	seg(&vm.st.seg[EMU_ES], 0x10, 0xc093);
+	vm.st.seg[EMU_DS] = (struct emu_seg){ .sel = 0x48, .limit = 0xfff, .attr = 0x4093 };
+	vm.st.gpr[EMU_RSP] = 0x8000;
+	vm.st.rip = CODE;
+	for (int v = 0; v < 256; v++)
+		gate32(v, true);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], 0x8000 - 16);
+	CHECK_EQ_U64(get64(0x8000 - 16) & 0xffffffff, 0);	/* error code */
+	CHECK_EQ_U64(get64(0x8000 - 12) & 0xffffffff, CODE);	/* EIP of the MOV */
+	vm_end(&vm);
+
+	/* Loading a selector beyond the GDT limit: #GP(selector). */
+	static const uint8_t lds[] = { 0x66, 0xb8, 0x80, 0x00, 0x8e, 0xd8 };	/* mov ax,0x80; mov ds,ax */
+
+	vm_start(&vm);
+	put_bytes(CODE, lds, sizeof lds);
+	emu_reset_state(&vm.st);
+	vm.st.cr0 = 0x11;
+	vm.st.gdtr_base = GDT;
+	vm.st.gdtr_limit = 0x4f;
+	vm.st.idtr_base = IDT;
+	vm.st.idtr_limit = 0x7ff;
+	seg(&vm.st.seg[EMU_CS], 0x40, 0xc09b);
+	seg(&vm.st.seg[EMU_SS], 0x10, 0xc093);
+	seg(&vm.st.seg[EMU_DS], 0x10, 0xc093);
+	vm.st.gpr[EMU_RSP] = 0x8000;
+	vm.st.rip = CODE;
+	for (int v = 0; v < 256; v++)
+		gate32(v, true);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	CHECK_EQ_U64(get64(0x8000 - 16) & 0xffffffff, 0x80);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_msrs)
+{
+	/* wrmsr FS_BASE with a non-canonical value -> #GP; unknown MSR read -> #GP. */
+	static const uint8_t code[] = {
+		0xb9, 0x00, 0x01, 0x00, 0xc0,	/* mov ecx,0xc0000100 */
+		0xba, 0x00, 0x80, 0x00, 0x00,	/* mov edx,0x8000 */
+		0x31, 0xc0,			/* xor eax,eax */
+		0x0f, 0x30,			/* wrmsr */
+	};
+	static const uint8_t code2[] = {
+		0xb9, 0x34, 0x12, 0x00, 0x00,	/* mov ecx,0x1234 */
+		0x0f, 0x32,			/* rdmsr */
+	};
+	static const uint8_t code3[] = {
+		0xb9, 0x77, 0x02, 0x00, 0x00,	/* mov ecx,0x277 (PAT) */
+		0x0f, 0x32,			/* rdmsr */
+		0xf4,
+	};
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP] + 8), CODE + 12);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, code2, sizeof code2);
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, code3, sizeof code3);
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), -1);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RAX], 0x00070406);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RDX], 0x00070406);
+	vm_end(&vm);
+}
