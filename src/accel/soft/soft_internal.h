@@ -65,6 +65,8 @@ struct accel_vcpu {
 	bool reported_halted;		/* last run returned ACCEL_EXIT_HALTED */
 	uint64_t apic_page;		/* xAPIC page decoded by this vCPU, or UINT64_MAX */
 	uint64_t msr_hwcr, msr_de_cfg;	/* AMD MSRs Linux reads and writes back */
+	bool has_x2apic, has_tsc_deadline;	/* from this vCPU's CPUID leaf 1 */
+	uint8_t cr8_seen;		/* CR8 as last synchronised with the LAPIC's TPR */
 	struct emu_state scratch;
 };
 

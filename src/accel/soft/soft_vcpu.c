@@ -3,8 +3,8 @@
  * LAPIC/IOAPIC MMIO, PIC/PIT/ELCR/port 0x61 I/O, the rest to accel_io_ops; APIC MSRs;
  * per-vCPU CPUID; interrupt acknowledge from the LAPIC or the 8259), the run loop with timer
  * checks between bounded emu_run calls, HLT sleeping on a futex until an interrupt, NMI,
- * INIT/SIPI, timer or kick, and register conversion. CR8 is not kept in step with the
- * LAPIC's TPR while the guest runs (only through get/set_sregs).
+ * INIT/SIPI, timer or kick, and register conversion. CR8 and the LAPIC's TPR are
+ * synchronised between emu_run calls, so a MOV to CR8 takes effect within one run budget.
  */
 #include <errno.h>
 #include <limits.h>
@@ -179,6 +179,8 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 
 	switch (index) {
 	case LAPIC_MSR_APIC_BASE:
+		if (write && (*val & LAPIC_BASE_EXTD) && !v->has_x2apic)
+			return -1;
 		r = lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
 		update_apic_page(v);
 		return r;
@@ -207,7 +209,7 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 	default:
 		break;
 	}
-	if (index == LAPIC_MSR_TSC_DEADLINE ||
+	if ((index == LAPIC_MSR_TSC_DEADLINE && v->has_tsc_deadline) ||
 	    (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST))
 		return lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
 	return -1;
@@ -251,6 +253,8 @@ int soft_vcpu_create(struct accel *acc, int index, struct accel_vcpu **out)
 	emu_set_state(cpu, &st);
 	lapic_reset(v->lapic);
 	update_apic_page(v);
+	v->has_x2apic = v->has_tsc_deadline = true;	/* the supported set, until set_cpuid */
+	v->cr8_seen = 0;
 	v->created = true;
 	v->wait_sipi = false;
 	v->halted = false;
@@ -280,9 +284,14 @@ int soft_vcpu_set_cpuid(struct accel_vcpu *v, const struct accel_cpuid_entry *en
 	memcpy(v->cpuid, ents, sizeof ents[0] * (size_t)n);
 	v->ncpuid = n;
 	/* The APIC ID is the one the table advertises (x2APIC ID of leaf 0xB, else leaf 1). */
-	for (int i = 0; i < n; i++)
-		if (ents[i].function == 1)
-			id = ents[i].ebx >> 24;
+	v->has_x2apic = v->has_tsc_deadline = false;
+	for (int i = 0; i < n; i++) {
+		if (ents[i].function != 1)
+			continue;
+		id = ents[i].ebx >> 24;
+		v->has_x2apic = (ents[i].ecx >> 21) & 1;
+		v->has_tsc_deadline = (ents[i].ecx >> 24) & 1;
+	}
 	for (int i = 0; i < n; i++)
 		if (ents[i].function == 0xb && ents[i].index == 0 && ents[i].ebx)
 			id = ents[i].edx;
@@ -407,6 +416,7 @@ int soft_vcpu_set_sregs(struct accel_vcpu *v, const struct accel_sregs *sregs)
 	st->efer = sregs->efer;
 	emu_set_state(cpu, st);
 	lapic_set_tpr(v->lapic, (uint8_t)(sregs->cr8 << 4));
+	v->cr8_seen = (uint8_t)(sregs->cr8 & 0xf);
 	return 0;
 }
 
@@ -481,6 +491,35 @@ static uint64_t rflags(struct accel_vcpu *v)
 	return v->scratch.rflags;
 }
 
+/*
+ * CR8 is TPR[7:4]. The interpreter keeps CR8 in its state; a TPR written through the APIC
+ * page or MSR is copied in before a run (rare: it costs a state reload), a CR8 written by
+ * MOV is copied out after it.
+ */
+static void tpr_to_cr8(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	uint8_t tpr = lapic_get_tpr(v->lapic) >> 4;
+
+	if (tpr == v->cr8_seen)
+		return;
+	emu_get_state(cpu, &v->scratch);
+	v->scratch.cr8 = tpr;
+	emu_set_state(cpu, &v->scratch);
+	v->cr8_seen = tpr;
+}
+
+static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	uint8_t cr8;
+
+	emu_get_state(cpu, &v->scratch);
+	cr8 = (uint8_t)(v->scratch.cr8 & 0xf);
+	if (cr8 == v->cr8_seen)
+		return;
+	v->cr8_seen = cr8;
+	lapic_set_tpr(v->lapic, (uint8_t)(cr8 << 4));
+}
+
 static void describe_error(struct accel_vcpu *v, struct accel_exit *exit, const char *what)
 {
 	const char *why = emu_last_error(atomic_load(&v->cpu));
@@ -492,6 +531,7 @@ static void describe_error(struct accel_vcpu *v, struct accel_exit *exit, const 
 int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 {
 	struct emu_cpu *cpu = atomic_load(&v->cpu);
+	enum emu_exit r;
 	uint64_t next;
 	uint32_t seq;
 	bool stuck;
@@ -537,7 +577,10 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 			}
 			v->halted = false;
 		}
-		switch (emu_run(cpu, SOFT_BUDGET)) {
+		tpr_to_cr8(v, cpu);
+		r = emu_run(cpu, SOFT_BUDGET);
+		cr8_to_tpr(v, cpu);
+		switch (r) {
 		case EMU_EXIT_BUDGET:
 			break;
 		case EMU_EXIT_HLT:
