@@ -325,6 +325,8 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 			r = run_trace(cpu, t, end - cpu->insn_count);
 		if (r == EMU_STOP)
 			return cpu->stop_reason;
+		if (step)
+			return EMU_EXIT_BUDGET;
 	}
 }
 
