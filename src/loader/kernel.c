@@ -390,7 +390,8 @@ static int loader_write_gdt(struct loader_ctx *c, bool long_mode)
 	c->bsp->sregs.fs = c->bsp->sregs.ds;
 	c->bsp->sregs.gs = c->bsp->sregs.ds;
 	c->bsp->sregs.ss = c->bsp->sregs.ds;
-	c->bsp->sregs.tr = (struct accel_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
+	/* A busy 32-bit (in long mode: 64-bit) TSS at 0, limit 0x67, as the PVH ABI states. */
+	c->bsp->sregs.tr = (struct accel_segment){ .limit = 0x67, .type = 0xb, .present = 1 };
 	c->bsp->sregs.ldt = (struct accel_segment){ .limit = 0xffff, .type = 0x2, .present = 1 };
 	c->bsp->sregs.gdt = (struct accel_dtable){ .base = LOADER_GDT_GPA, .limit = sizeof gdt - 1 };
 	c->bsp->sregs.apic_base = 0xfee00000ULL | 0x900;	/* enabled, BSP */

@@ -334,3 +334,48 @@ TEST(tables_none_and_errors)
 	CHECK_EQ_U64(tables_build(gm, &p, &rsdp, &rgpa, &rlen), (uint64_t)-EINVAL);
 	gm_destroy(gm);
 }
+
+/* 128 routes make the DSDT's package lengths multi-byte; the Scope still spans the table. */
+TEST(tables_dsdt_many_routes)
+{
+	struct cpu_topology topo = { .cpus = 2, .sockets = 2, .cores = 1, .threads = 1 };
+	struct pci_intx_route many[128];
+	struct tables_params p = params(&topo, true, true);
+	struct guest_mem *gm;
+	uint64_t rsdp, rgpa, rlen;
+	const uint8_t *r, *xsdt, *fadt, *dsdt, *q, *prt;
+	size_t pl;
+	int n;
+
+	for (int i = 0; i < 128; i++)
+		many[i] = (struct pci_intx_route){ .bus = 0, .slot = (uint8_t)(i / 4),
+						   .pin = (uint8_t)(i % 4 + 1), .gsi = 16 + (i + i / 4) % 8 };
+	p.routes = many;
+	p.nroutes = 128;
+	CHECK(gm_create(&gm, 64 << 20) == 0);
+	CHECK_EQ_U64(tables_build(gm, &p, &rsdp, &rgpa, &rlen), 0);
+	r = gm_ptr(gm, rsdp, 36, false);
+	xsdt = table(gm, le(r + 24, 8), "XSDT");
+	fadt = xsdt ? table(gm, le(xsdt + 36, 8), "FACP") : NULL;
+	dsdt = fadt ? table(gm, le(fadt + 40, 4), "DSDT") : NULL;
+	CHECK(dsdt != NULL);
+	if (!dsdt)
+		goto out;
+	CHECK(le(dsdt + 4, 4) > 1024);
+	q = dsdt + 36 + 7;
+	q += pkglen(q, &n);
+	CHECK_EQ_U64(q[0], 0x10);
+	pl = pkglen(q + 1, &n);
+	CHECK_EQ_U64(n, 2);
+	CHECK_EQ_U64(q + 1 + pl - dsdt, le(dsdt + 4, 4));
+	prt = find_bytes(dsdt, le(dsdt + 4, 4), "_PRT\x12", 5);
+	CHECK(prt != NULL);
+	if (prt) {
+		pl = pkglen(prt + 5, &n);
+		CHECK_EQ_U64(prt[5 + n], 128);
+		CHECK_EQ_U64(prt + 5 + pl - dsdt, le(dsdt + 4, 4));	/* _PRT ends the table */
+	}
+	CHECK(rgpa + rlen <= 0xf0000);
+out:
+	gm_destroy(gm);
+}
