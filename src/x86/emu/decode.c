@@ -4,7 +4,8 @@
  * the integer instructions (exec_*.c), the system half's emu_sys_handler() otherwise, or
  * a handler that stops with a clear "unsupported" message. Decoder modes follow the CPUID
  * policy (softcpu.md §2, §3.7): LZCNT/TZCNT off (F3 0F BC/BD are BSF/BSR), MPX off, AMD
- * branch semantics. Invalid encodings raise #UD when executed.
+ * branch semantics, CET off (ENDBR is a hint NOP; 3E stays a DS override). Invalid
+ * encodings raise #UD when executed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ int emu_decoder_init(struct emu_core *core)
 		ZydisDecoderEnableMode(d, ZYDIS_DECODER_MODE_TZCNT, ZYAN_FALSE);
 		ZydisDecoderEnableMode(d, ZYDIS_DECODER_MODE_MPX, ZYAN_FALSE);
 		ZydisDecoderEnableMode(d, ZYDIS_DECODER_MODE_AMD_BRANCHES, ZYAN_TRUE);
-		ZydisDecoderEnableMode(d, ZYDIS_DECODER_MODE_CET, ZYAN_TRUE);
+		ZydisDecoderEnableMode(d, ZYDIS_DECODER_MODE_CET, ZYAN_FALSE);
 	}
 	if (!ZYAN_SUCCESS(ZydisFormatterInit(&core->fmt, ZYDIS_FORMATTER_STYLE_INTEL)))
 		return -EINVAL;
