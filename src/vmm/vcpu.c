@@ -147,6 +147,8 @@ static void vcpu_loop(struct vcpu *vc, struct accel_vcpu *av)
 				vm_request_exit(vm, VM_EXIT_HALT);
 			break;
 		case ACCEL_EXIT_SHUTDOWN:
+			if (ex.msg[0])
+				fprintf(stderr, "khyve: vcpu %d: %s\n", vc->index, ex.msg);
 			vm_request_exit(vm, VM_EXIT_TRIPLEFAULT);
 			break;
 		case ACCEL_EXIT_RESET:
