@@ -122,8 +122,9 @@ int pci_add_bar(struct pci_dev *pdev, int idx, enum pci_bar_type type, uint64_t 
 		return -EINVAL;
 	if (type == PCI_BAR_MEM64 && (idx == 5 || pdev->bar[idx + 1].type != PCI_BAR_NONE))
 		return -EINVAL;
-	if (pdev->bar[idx].type != PCI_BAR_NONE)
-		return -EEXIST;
+	if (pdev->bar[idx].type != PCI_BAR_NONE ||
+	    (idx > 0 && pdev->bar[idx - 1].type == PCI_BAR_MEM64))
+		return -EEXIST;	/* taken, or the upper half of a 64-bit BAR */
 	if (type == PCI_BAR_IO && size > 256)
 		return -EINVAL;
 	if (type == PCI_BAR_MEM32 && size > (1ULL << 31))
