@@ -1,7 +1,7 @@
 /*
  * pit: the 8254 (Intel 82C54 datasheet; port 0x61 gate/output as on the PC/AT): channel 2
  * one-shots through port 0x61 timed with RDTSC as Linux's pit_calibrate_tsc does (the
- * shortest of three 10 ms runs and of three 30 ms runs must give the same TSC rate within 5%),
+ * shortest of five 10 ms runs and of five 30 ms runs must give the same TSC rate within 10%),
  * the latch command reading a decreasing count, and channel 0 in rate-generator mode raising
  * IRQ0 through IOAPIC pin 2 (or the MADT's override for IRQ 0) at about the programmed 1 kHz.
  */
@@ -20,7 +20,7 @@ static void irq0(struct trap_frame *f)
 void test_main(void)
 {
 	uint64_t t10 = 0, t30 = 0;
-	for (int i = 0; i < 3; i++) {	/* late looks only add ticks: keep the shortest */
+	for (int i = 0; i < 5; i++) {	/* late looks only add ticks: keep the shortest */
 		uint64_t a = pit_ch2_measure(10), b = pit_ch2_measure(30);
 		if (a && (!t10 || a < t10))
 			t10 = a;
@@ -33,7 +33,7 @@ void test_main(void)
 		uint64_t k10 = t10 / 10, k30 = t30 / 30;
 		printf("# TSC %lu kHz over 10 ms, %lu kHz over 30 ms\n", k10, k30);
 		uint64_t diff = k10 > k30 ? k10 - k30 : k30 - k10;
-		check(diff * 20 <= k30, "ch2-rate-consistent", "%lu vs %lu kHz", k10, k30);
+		check(diff * 10 <= k30, "ch2-rate-consistent", "%lu vs %lu kHz", k10, k30);
 		uint32_t r[4];
 		cpuid(0x40000000, 0, r);
 		if (r[0] >= 0x40000010) {
@@ -94,5 +94,6 @@ void test_main(void)
 	ioapic_write(ioapic, 0x10 + 2 * gsi, 1 << 16);
 	printf("# %d IRQ0s in %lu ms\n", ticks, ms);
 	check(ticks >= 50, "irq0-via-ioapic", "%d interrupts in 2 s", ticks);
-	check(ticks < 50 || (ms >= 35 && ms <= 150), "irq0-rate", "50 ticks of 1 ms took %lu ms", ms);
+	/* Never faster than programmed; slower only within what a busy host explains. */
+	check(ticks < 50 || (ms >= 40 && ms <= 250), "irq0-rate", "50 ticks of 1 ms took %lu ms", ms);
 }
