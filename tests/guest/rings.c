@@ -9,7 +9,6 @@
 #define IST_SIZE 8192
 static uint8_t ist1[IST_SIZE] __attribute__((aligned(16)));
 static uint8_t ist2[IST_SIZE] __attribute__((aligned(16)));
-extern uint64_t probe_recover_rip;
 uint64_t df_saved_rsp;
 
 uint64_t probe_int82(void);

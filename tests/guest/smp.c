@@ -1,14 +1,14 @@
 /*
  * smp: start every CPU (cpus=4) with INIT-SIPI-SIPI through a real-mode trampoline at 0x8000
  * (Intel SDM vol. 3 §8.4.4); each CPU adds to shared counters N times with LOCK ADD, LOCK XADD
- * and a LOCK CMPXCHG retry loop, and the totals must be exact. A plain (non-atomic) spin lock
- * built on XCHG guards a fourth counter updated with ordinary loads and stores.
+ * and LOCK CMPXCHG / LOCK CMPXCHG8B retry loops, and the totals must be exact. A plain (non-atomic) spin lock
+ * built on XCHG guards one more counter updated with ordinary loads and stores.
  */
 #include "rt.h"
 
 #define N 5000
 
-static volatile uint64_t c_add, c_xadd, c_cmpxchg, c_locked;
+static volatile uint64_t c_add, c_xadd, c_cmpxchg, c_cmpxchg8b, c_locked;
 static volatile int lock, go;
 static volatile uint32_t ids[16];
 
@@ -28,6 +28,17 @@ static void work(int idx)
 			nv = old + 1;
 		} while (!__atomic_compare_exchange_n(&c_cmpxchg, &old, nv, false, __ATOMIC_SEQ_CST,
 						      __ATOMIC_SEQ_CST));
+		uint32_t lo = (uint32_t)c_cmpxchg8b, hi = (uint32_t)(c_cmpxchg8b >> 32);
+		for (;;) {
+			uint64_t n8 = ((uint64_t)hi << 32 | lo) + 1;
+			uint8_t okk;
+			__asm__ volatile("lock cmpxchg8b %1; sete %0"
+					 : "=q"(okk), "+m"(c_cmpxchg8b), "+a"(lo), "+d"(hi)
+					 : "b"((uint32_t)n8), "c"((uint32_t)(n8 >> 32))
+					 : "memory", "cc");
+			if (okk)
+				break;
+		}
 		while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
 			cpu_relax();
 		c_locked = c_locked + 1;
@@ -54,6 +65,7 @@ void test_main(void)
 	check(c_add == total, "lock-add", "%lu, want %lu", c_add, total);
 	check(c_xadd == total, "lock-xadd", "%lu, want %lu", c_xadd, total);
 	check(c_cmpxchg == total, "lock-cmpxchg", "%lu, want %lu", c_cmpxchg, total);
+	check(c_cmpxchg8b == total, "lock-cmpxchg8b", "%lu, want %lu", c_cmpxchg8b, total);
 	check(c_locked == total, "xchg-spinlock", "%lu, want %lu", c_locked, total);
 	bool distinct = true;
 	for (int i = 0; i <= up; i++)

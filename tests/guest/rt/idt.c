@@ -18,7 +18,6 @@ uint8_t tss[104] __attribute__((aligned(16)));
 extern char trap_stubs[];
 extern uint64_t gdt_tss[2];
 extern char user_return_rip[];
-extern uint64_t probe_recover_rip;
 volatile struct fault_info last_fault;
 
 static struct {
@@ -103,18 +102,23 @@ static void probe_fault(struct trap_frame *f)
 	f->rax = (uint64_t)-1;
 }
 
+void fault_probe_vector(int vec)
+{
+	handlers[vec] = probe_fault;
+}
+
 void fault_probe_init(void)
 {
-	handlers[13] = probe_fault;
-	handlers[14] = probe_fault;
-	handlers[6] = probe_fault;
+	fault_probe_vector(6);
+	fault_probe_vector(13);
+	fault_probe_vector(14);
 }
 
 void rt_trap(struct trap_frame *f);
 void rt_trap(struct trap_frame *f)
 {
 	int v = (int)f->vector;
-	if ((v == 13 || v == 14 || v == 6) && handlers[v] == probe_fault && !probe_recover_rip)
+	if (handlers[v] == probe_fault && !probe_recover_rip)
 		goto unexpected;
 	if (handlers[v]) {
 		handlers[v](f);

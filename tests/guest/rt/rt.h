@@ -178,8 +178,13 @@ struct fault_info {
 	uint64_t error, cr2, rip;
 };
 extern volatile struct fault_info last_fault;
-void fault_probe_init(void);
-/* 0, or -1 with last_fault set, for a read/write/execute ("call") at va. */
+void fault_probe_init(void);	/* #UD, #GP and #PF */
+void fault_probe_vector(int vec);	/* one more vector recovered the same way */
+int probe_rdmsr(uint32_t msr, uint64_t *val);
+int probe_wrmsr(uint32_t msr, uint64_t val);
+/* 0, or -1 with last_fault set, for a read/write/execute ("call") at va, or an MSR access.
+ * Other probes: set probe_recover_rip to the resume address before the instruction. */
+extern uint64_t probe_recover_rip;
 int probe_read(uint64_t va, uint64_t *val);
 int probe_write(uint64_t va, uint64_t val);
 int probe_exec(uint64_t va);

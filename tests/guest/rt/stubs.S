@@ -127,6 +127,32 @@ probe_exec:
 2:	movq $0, probe_recover_rip(%rip)
 	ret
 
+/* int probe_rdmsr(uint32_t msr, uint64_t *val), int probe_wrmsr(uint32_t msr, uint64_t val) */
+	.globl probe_rdmsr, probe_wrmsr
+probe_rdmsr:
+	leaq 1f(%rip), %rax
+	movq %rax, probe_recover_rip(%rip)
+	movl %edi, %ecx
+	rdmsr
+	shlq $32, %rdx
+	movl %eax, %eax
+	orq %rdx, %rax
+	movq %rax, (%rsi)
+	xorl %eax, %eax
+1:	movq $0, probe_recover_rip(%rip)
+	ret
+probe_wrmsr:
+	leaq 1f(%rip), %rax
+	movq %rax, probe_recover_rip(%rip)
+	movl %edi, %ecx
+	movl %esi, %eax
+	movq %rsi, %rdx
+	shrq $32, %rdx
+	wrmsr
+	xorl %eax, %eax
+1:	movq $0, probe_recover_rip(%rip)
+	ret
+
 	.data
 	.globl probe_recover_rip, user_saved_rsp
 probe_recover_rip:	.quad 0
