@@ -73,6 +73,7 @@ struct emu_insn {
 	uint8_t flags;		/* EMU_IF_* */
 	uint8_t stack_opsize;	/* PUSH/POP/CALL/RET: bytes moved on the stack */
 	struct emu_operand op[4];
+	emu_exec_fn sys_exec;	/* EMU_IF_SYS: the system half's handler (exec wraps it) */
 };
 #define EMU_IF_END_TRACE 0x1	/* nothing after this instruction in the trace (branches, sys) */
 #define EMU_IF_FAR 0x2		/* JMP/CALL/RET far form (handled by the system half) */
@@ -224,7 +225,7 @@ void emu_sys_state_changed(struct emu_cpu *cpu);
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);
 static inline bool emu_canonical(uint64_t a)
 {
-	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 /* Mask of an address/operand size in bytes (2, 4, 8). */
 static inline uint64_t emu_size_mask(unsigned size)
@@ -345,6 +346,7 @@ struct emu_cpu {
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
 	uint8_t lf_op, lf_size, lf_cin;
+	bool smc_break;			/* this vCPU wrote to a page holding cached code */
 };
 
 static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in)

@@ -452,7 +452,7 @@ const uint8_t *emu_fetch_ptr(struct emu_cpu *cpu, uint64_t lin, uint64_t *gpa,
 
 	*avail = 0;
 	if (cpu->mode == EMU_MODE_LONG64) {
-		if ((uint64_t)(((int64_t)lin << 16) >> 16) != lin) {
+		if (!emu_canonical(lin)) {
 			emu_gp0(cpu);
 			return NULL;
 		}
