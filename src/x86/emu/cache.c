@@ -12,15 +12,6 @@
 #include <string.h>
 #include "exec.h"
 
-#define EMU_CHUNK_SHIFT 30			/* 1 GiB of pages per chunk */
-#define EMU_PHYS_BITS 46			/* code above this is never cached */
-#define EMU_NCHUNKS (1u << (EMU_PHYS_BITS - EMU_CHUNK_SHIFT))
-#define EMU_CHUNK_PAGES (1u << (EMU_CHUNK_SHIFT - 12))
-
-struct emu_machine {
-	_Atomic(struct emu_page *) chunk[EMU_NCHUNKS];
-};
-
 /* Generation 0 forever: the page of uncached traces. */
 static struct emu_page emu_nocache_page;
 
@@ -85,9 +76,16 @@ void emu_machine_invalidate(struct emu_machine *m, uint64_t gpa, uint64_t len)
 	}
 }
 
+void emu_smc_hit(struct emu_machine *m, uint64_t gpa, unsigned len)
+{
+	emu_machine_invalidate(m, gpa, len);
+}
+
 void emu_code_written(struct emu_cpu *cpu, uint64_t gpa, unsigned len)
 {
-	if (len)
+	if (len && (gpa & 0xfff) + len <= 4096)
+		emu_smc_check(cpu, gpa, len);
+	else if (len)
 		emu_machine_invalidate(cpu->machine, gpa, len);
 }
 
@@ -99,13 +97,6 @@ void emu_cache_flush(struct emu_cpu *cpu)
 		core->traces[i].gpa = ~0ull;
 	core->pool_used = 0;
 	core->fetch_valid = false;
-}
-
-static unsigned slot_of(uint64_t gpa, unsigned mode)
-{
-	uint64_t h = gpa ^ (gpa >> 14) ^ ((uint64_t)mode << 11);
-
-	return h & (EMU_TRACE_SLOTS - 1);
 }
 
 /* Decode one instruction that is not cached (MMIO code or crossing a page) into scratch. */
@@ -216,7 +207,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	if (core->fetch_valid && core->fetch_mode == mode &&
 	    (lin & ~0xfffull) == core->fetch_lin_page) {
 		gpa = core->fetch_gpa_page | (lin & 0xfff);
-		t = &core->traces[slot_of(gpa, mode)];
+		t = &core->traces[emu_trace_slot(gpa, mode)];
 		if (t->gpa == gpa && t->mode == mode &&
 		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 			return t;
@@ -233,7 +224,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	core->fetch_mode = mode;
 	core->fetch_lin_page = lin & ~0xfffull;
 	core->fetch_gpa_page = gpa & ~0xfffull;
-	t = &core->traces[slot_of(gpa, mode)];
+	t = &core->traces[emu_trace_slot(gpa, mode)];
 	if (t->gpa == gpa && t->mode == mode &&
 	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 		return t;

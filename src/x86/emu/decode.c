@@ -131,6 +131,17 @@ static bool has_reg_class(const struct emu_insn *in, unsigned lo, unsigned hi)
 	return false;
 }
 
+/* System-half handlers run with st.rip at the instruction (their contract). */
+static int exec_sys(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	int r;
+
+	cpu->st.rip = cpu->insn_rip;
+	r = in->sys_exec(cpu, in);
+	emu_core(cpu)->fetch_valid = false;
+	return r;
+}
+
 int emu_exec_ud(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	return emu_ud(cpu);
@@ -232,13 +243,16 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 	}
 	if (!fn)
 		fn = emu_sys_handler(zi.mnemonic);
-	if (fn && sys)
+	if (fn && sys) {
 		in->flags |= EMU_IF_SYS | EMU_IF_END_TRACE;
+		in->sys_exec = fn;
+		fn = exec_sys;
+	}
 	if (!fn) {
 		fn = exec_unsupported;
 		in->flags |= EMU_IF_END_TRACE;
 	}
-	if ((in->prefixes & EMU_PFX_LOCK) && !(in->flags & EMU_IF_SYS) &&
+	if ((in->prefixes & EMU_PFX_LOCK) && !sys &&
 	    (in->nops == 0 || in->op[0].kind != EMU_OPK_MEM))
 		fn = emu_exec_ud;
 	in->exec = fn;

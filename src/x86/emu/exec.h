@@ -49,6 +49,57 @@ static inline struct emu_core *emu_core(struct emu_cpu *cpu)
 }
 
 /* ---- machine (cache.c) ---- */
+#define EMU_CHUNK_SHIFT 30			/* 1 GiB of pages per chunk */
+#define EMU_PHYS_BITS 46			/* code above this is never cached */
+#define EMU_NCHUNKS (1u << (EMU_PHYS_BITS - EMU_CHUNK_SHIFT))
+#define EMU_CHUNK_PAGES (1u << (EMU_CHUNK_SHIFT - 12))
+
+struct emu_machine {
+	_Atomic(struct emu_page *) chunk[EMU_NCHUNKS];
+};
+
+void emu_smc_hit(struct emu_machine *m, uint64_t gpa, unsigned len);
+
+/* A write to guest-physical [gpa, gpa+len) within one page: drop code cached there. */
+static inline void emu_smc_check(struct emu_cpu *cpu, uint64_t gpa, unsigned len)
+{
+	struct emu_page *c;
+
+	if (gpa >> EMU_PHYS_BITS)
+		return;
+	c = atomic_load_explicit(&cpu->machine->chunk[gpa >> EMU_CHUNK_SHIFT],
+				 memory_order_relaxed);
+	if (c && atomic_load_explicit(&c[(gpa >> 12) & (EMU_CHUNK_PAGES - 1)].lines,
+				      memory_order_relaxed)) {
+		emu_smc_hit(cpu->machine, gpa, len);
+		cpu->smc_break = true;
+	}
+}
+
+static inline unsigned emu_trace_slot(uint64_t gpa, unsigned mode)
+{
+	uint64_t h = gpa ^ (gpa >> 14) ^ ((uint64_t)mode << 11);
+
+	return h & (EMU_TRACE_SLOTS - 1);
+}
+
+/* The trace at RIP when its code page is the last one translated (branches in 64-bit code). */
+static inline const struct emu_trace *emu_trace_fast(struct emu_cpu *cpu)
+{
+	struct emu_core *core = emu_core(cpu);
+	uint64_t lin = cpu->st.rip, gpa;
+	const struct emu_trace *t;
+
+	if (cpu->mode != EMU_MODE_LONG64 || !core->fetch_valid ||
+	    core->fetch_mode != EMU_MODE_LONG64 || (lin & ~0xfffull) != core->fetch_lin_page)
+		return NULL;
+	gpa = core->fetch_gpa_page | (lin & 0xfff);
+	t = &core->traces[emu_trace_slot(gpa, EMU_MODE_LONG64)];
+	if (t->gpa == gpa && t->mode == EMU_MODE_LONG64 &&
+	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
+		return t;
+	return NULL;
+}
 struct emu_page *emu_page_get(struct emu_machine *m, uint64_t gpa, bool create);
 /* Find or build the trace at `rip`; NULL with EMU_FAULT/EMU_STOP in *res when none. */
 const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res);
@@ -119,6 +170,115 @@ static inline uint64_t emu_ea_off(const struct emu_cpu *cpu, const struct emu_in
 	return a & emu_size_mask(in->addrsize);
 }
 
+/*
+ * Data-access fast path for 64-bit code: a host pointer from the system half's software
+ * TLB when the entry is present and its permissions allow the access exactly as
+ * tlb_allows() in mmu.c decides (U/S for CPL 3, R/W with CR0.WP, D already set, writable
+ * RAM), the access stays in one page and the page is RAM. NULL means "take the full path"
+ * (emu_mem_read/emu_mem_write), which also raises any fault.
+ */
+static inline uint8_t *emu_fast_ptr(struct emu_cpu *cpu, int sreg, uint64_t off, unsigned size,
+				    bool write, uint64_t *gpa)
+{
+	const struct emu_tlb_entry *e;
+	uint64_t lin;
+	uint32_t need;
+	bool user;
+
+	if (cpu->mode != EMU_MODE_LONG64 || (size & (size - 1)) || size > 8)
+		return NULL;
+	lin = off + (sreg >= EMU_FS ? cpu->st.seg[sreg].base : 0);
+	if ((lin & 0xfff) + size > 4096)
+		return NULL;
+	e = &cpu->sys.tlb[(lin >> 12) % EMU_TLB_SIZE];
+	if (e->tag != ((lin & ~0xfffull) | 1) || !e->host)
+		return NULL;
+	user = cpu->cpl == 3;
+	need = user ? EMU_TLB_USER : 0;
+	if (write) {
+		need |= EMU_TLB_DIRTY | EMU_TLB_HOSTW;
+		if (user || (cpu->st.cr0 & (1u << 16)))
+			need |= EMU_TLB_WRITE;
+	}
+	if ((e->perm & need) != need)
+		return NULL;
+	*gpa = e->gpa | (lin & 0xfff);
+	return e->host + (lin & 0xfff);
+}
+
+static inline uint64_t emu_load_n(const uint8_t *p, unsigned size)
+{
+	switch (size) {
+	case 1:
+		return *p;
+	case 2: {
+		uint16_t v;
+
+		__builtin_memcpy(&v, p, 2);
+		return v;
+	}
+	case 4: {
+		uint32_t v;
+
+		__builtin_memcpy(&v, p, 4);
+		return v;
+	}
+	default: {
+		uint64_t v;
+
+		__builtin_memcpy(&v, p, 8);
+		return v;
+	}
+	}
+}
+
+static inline void emu_store_n(uint8_t *p, uint64_t v, unsigned size)
+{
+	switch (size) {
+	case 1:
+		*p = (uint8_t)v;
+		break;
+	case 2:
+		__builtin_memcpy(p, &v, 2);
+		break;
+	case 4:
+		__builtin_memcpy(p, &v, 4);
+		break;
+	default:
+		__builtin_memcpy(p, &v, 8);
+		break;
+	}
+}
+
+/* Segment-relative read/write of 1, 2, 4 or 8 bytes (value little-endian in *v). */
+static inline int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v,
+			 unsigned size)
+{
+	uint64_t gpa;
+	const uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, false, &gpa);
+
+	if (__builtin_expect(p != NULL, 1)) {
+		*v = emu_load_n(p, size);
+		return 0;
+	}
+	*v = 0;
+	return emu_mem_read(cpu, sreg, off, v, size);
+}
+
+static inline int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v,
+			 unsigned size)
+{
+	uint64_t gpa;
+	uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, true, &gpa);
+
+	if (__builtin_expect(p != NULL, 1)) {
+		emu_store_n(p, v, size);
+		emu_smc_check(cpu, gpa, size);
+		return 0;
+	}
+	return emu_mem_write(cpu, sreg, off, &v, size);
+}
+
 /* Fast operand access (inlined); the EMU_OPK_* switch folds away in specialised handlers. */
 static inline int emu_opr(struct emu_cpu *cpu, const struct emu_insn *in, int idx,
 			  uint64_t *v)
@@ -133,8 +293,7 @@ static inline int emu_opr(struct emu_cpu *cpu, const struct emu_insn *in, int id
 		*v = op->imm;
 		return 0;
 	case EMU_OPK_MEM:
-		*v = 0;
-		return emu_mem_read(cpu, op->seg, emu_ea_off(cpu, in, op), v, op->size);
+		return emu_rd(cpu, op->seg, emu_ea_off(cpu, in, op), v, op->size);
 	default:
 		return emu_op_read(cpu, in, idx, v);
 	}
@@ -149,7 +308,7 @@ static inline int emu_opw(struct emu_cpu *cpu, const struct emu_insn *in, int id
 		return 0;
 	}
 	if (op->kind == EMU_OPK_MEM)
-		return emu_mem_write(cpu, op->seg, emu_ea_off(cpu, in, op), &v, op->size);
+		return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), v, op->size);
 	return emu_op_write(cpu, in, idx, v);
 }
 

@@ -19,16 +19,35 @@ static inline uint64_t rel_target(const struct emu_cpu *cpu, const struct emu_in
 	return (cpu->st.rip + in->op[0].imm) & emu_size_mask(in->opsize);
 }
 
-static int exec_jcc(struct emu_cpu *cpu, const struct emu_insn *in)
+/* Taken near branch, with the 64-bit canonical check inline. */
+static inline int branch_to(struct emu_cpu *cpu, uint64_t target)
 {
-	if (!emu_cond(cpu, in->cc))
+	if (cpu->mode == EMU_MODE_LONG64 &&
+	    (uint64_t)(((int64_t)target << 16) >> 16) == target) {
+		cpu->st.rip = target;
 		return EMU_OK;
-	return emu_branch(cpu, rel_target(cpu, in));
+	}
+	return emu_branch(cpu, target);
 }
+
+#define DEF_JCC(cc)                                                                      \
+	static int exec_j##cc(struct emu_cpu *cpu, const struct emu_insn *in)            \
+	{                                                                                \
+		if (!emu_cond_fast(cpu, cc))                                             \
+			return EMU_OK;                                                   \
+		return branch_to(cpu, rel_target(cpu, in));                              \
+	}
+DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
+DEF_JCC(8) DEF_JCC(9) DEF_JCC(10) DEF_JCC(11) DEF_JCC(12) DEF_JCC(13) DEF_JCC(14) DEF_JCC(15)
+
+static const emu_exec_fn exec_jcc[16] = {
+	exec_j0, exec_j1, exec_j2, exec_j3, exec_j4, exec_j5, exec_j6, exec_j7,
+	exec_j8, exec_j9, exec_j10, exec_j11, exec_j12, exec_j13, exec_j14, exec_j15,
+};
 
 static int exec_jmp_rel(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	return emu_branch(cpu, rel_target(cpu, in));
+	return branch_to(cpu, rel_target(cpu, in));
 }
 
 static int exec_jmp_ind(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -268,7 +287,7 @@ emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic)
 	case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
 	case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
 	case ZYDIS_MNEMONIC_JZ:
-		return exec_jcc;
+		return exec_jcc[in->cc & 15];
 	case ZYDIS_MNEMONIC_JMP:
 		return in->op[0].kind == EMU_OPK_IMM ? exec_jmp_rel : exec_jmp_ind;
 	case ZYDIS_MNEMONIC_CALL:

@@ -715,9 +715,9 @@ static int exec_mov_ri(struct emu_cpu *cpu, const struct emu_insn *in)
 static int exec_mov_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct emu_operand *op = &in->op[1];
-	uint64_t v = 0;
+	uint64_t v;
 
-	TRY(emu_mem_read(cpu, op->seg, emu_ea_off(cpu, in, op), &v, op->size));
+	TRY(emu_rd(cpu, op->seg, emu_ea_off(cpu, in, op), &v, op->size));
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, v);
 	return EMU_OK;
 }
@@ -727,7 +727,7 @@ static int exec_mov_mr(struct emu_cpu *cpu, const struct emu_insn *in)
 	const struct emu_operand *op = &in->op[0];
 	uint64_t v = cpu->st.gpr[in->op[1].reg];
 
-	return emu_mem_write(cpu, op->seg, emu_ea_off(cpu, in, op), &v, op->size);
+	return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), v, op->size);
 }
 
 static int exec_movx(struct emu_cpu *cpu, const struct emu_insn *in)

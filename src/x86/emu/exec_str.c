@@ -64,10 +64,10 @@ int emu_str_rep(struct emu_cpu *cpu, const struct emu_insn *in, emu_str_step_fn 
 
 static int step_movs(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	TRY(emu_mem_read(cpu, in->op[1].seg, emu_str_reg(cpu, in, EMU_RSI), &v, in->opsize));
-	TRY(emu_mem_write(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &v, in->opsize));
+	TRY(emu_rd(cpu, in->op[1].seg, emu_str_reg(cpu, in, EMU_RSI), &v, in->opsize));
+	TRY(emu_wr(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), v, in->opsize));
 	emu_str_advance(cpu, in, EMU_RSI);
 	emu_str_advance(cpu, in, EMU_RDI);
 	return EMU_OK;
@@ -77,16 +77,16 @@ static int step_stos(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t v = cpu->st.gpr[EMU_RAX];
 
-	TRY(emu_mem_write(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &v, in->opsize));
+	TRY(emu_wr(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), v, in->opsize));
 	emu_str_advance(cpu, in, EMU_RDI);
 	return EMU_OK;
 }
 
 static int step_lods(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	TRY(emu_mem_read(cpu, in->op[1].seg, emu_str_reg(cpu, in, EMU_RSI), &v, in->opsize));
+	TRY(emu_rd(cpu, in->op[1].seg, emu_str_reg(cpu, in, EMU_RSI), &v, in->opsize));
 	emu_reg_set(cpu, EMU_RAX, in->opsize, v);
 	emu_str_advance(cpu, in, EMU_RSI);
 	return EMU_OK;
@@ -97,7 +97,7 @@ static int step_scas(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned sz = in->opsize;
 	uint64_t v = 0, a = cpu->st.gpr[EMU_RAX] & emu_size_mask(sz);
 
-	TRY(emu_mem_read(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &v, sz));
+	TRY(emu_rd(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &v, sz));
 	emu_str_advance(cpu, in, EMU_RDI);
 	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_SUB, sz, a, v, a - v);
@@ -109,8 +109,8 @@ static int step_cmps(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned sz = in->opsize;
 	uint64_t a = 0, b = 0;
 
-	TRY(emu_mem_read(cpu, in->op[0].seg, emu_str_reg(cpu, in, EMU_RSI), &a, sz));
-	TRY(emu_mem_read(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &b, sz));
+	TRY(emu_rd(cpu, in->op[0].seg, emu_str_reg(cpu, in, EMU_RSI), &a, sz));
+	TRY(emu_rd(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &b, sz));
 	emu_str_advance(cpu, in, EMU_RSI);
 	emu_str_advance(cpu, in, EMU_RDI);
 	cpu->lf_cin = 0;

@@ -115,4 +115,64 @@ static inline uint32_t emu_szp(uint64_t res, unsigned size)
 /* Condition codes 0-15 as in Jcc's low opcode nibble. */
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 
+/*
+ * emu_cond() for a constant `cc`, with the common cases (after CMP/SUB and after
+ * TEST/AND/OR/XOR) computed straight from the lazy operands.
+ */
+static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu_cpu *cpu,
+								 unsigned cc)
+{
+	unsigned sz = cpu->lf_size;
+	uint64_t m = emu_size_mask(sz), sign = emu_sign_bit(sz), r = cpu->lf_res;
+	bool v;
+
+	if (cpu->lf_op == LF_SUB && !cpu->lf_cin && (cc >> 1) != 5 && (cc >> 1) != 0) {
+		uint64_t a = cpu->lf_src1 & m, b = cpu->lf_src2 & m;
+		int64_t sa = (int64_t)((a ^ sign) - sign), sb = (int64_t)((b ^ sign) - sign);
+
+		switch (cc >> 1) {
+		case 1:
+			v = a < b;
+			break;
+		case 2:
+			v = a == b;
+			break;
+		case 3:
+			v = a <= b;
+			break;
+		case 4:
+			v = r & sign;
+			break;
+		case 6:
+			v = sa < sb;
+			break;
+		default:
+			v = sa <= sb;
+			break;
+		}
+		return (cc & 1) ? !v : v;
+	}
+	if (cpu->lf_op == LF_LOGIC && (cc >> 1) != 5) {
+		switch (cc >> 1) {
+		case 0:
+		case 1:
+			v = false;
+			break;
+		case 2:
+		case 3:
+			v = r == 0;
+			break;
+		case 4:
+		case 6:
+			v = r & sign;
+			break;
+		default:
+			v = r == 0 || (r & sign);
+			break;
+		}
+		return (cc & 1) ? !v : v;
+	}
+	return emu_cond(cpu, cc);
+}
+
 #endif

@@ -149,7 +149,7 @@ int emu_push(struct emu_cpu *cpu, uint64_t val, unsigned size)
 {
 	uint64_t m = emu_size_mask(cpu->stack_size);
 	uint64_t sp = (cpu->st.gpr[EMU_RSP] - size) & m;
-	int r = emu_mem_write(cpu, EMU_SS, sp, &val, size);
+	int r = emu_wr(cpu, EMU_SS, sp, val, size);
 
 	if (r)
 		return r;
@@ -163,8 +163,7 @@ int emu_pop(struct emu_cpu *cpu, uint64_t *val, unsigned size)
 	uint64_t sp = cpu->st.gpr[EMU_RSP] & m;
 	int r;
 
-	*val = 0;
-	r = emu_mem_read(cpu, EMU_SS, sp, val, size);
+	r = emu_rd(cpu, EMU_SS, sp, val, size);
 	if (r)
 		return r;
 	cpu->st.gpr[EMU_RSP] = (cpu->st.gpr[EMU_RSP] & ~m) | ((sp + size) & m);
@@ -232,43 +231,45 @@ static int take_event(struct emu_cpu *cpu, uint32_t ev)
  */
 static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t max)
 {
-	const struct emu_insn *in = t->insn, *end = t->insn + (t->n < max ? t->n : max);
+	const struct emu_insn *in = t->insn, *start = in;
+	const struct emu_insn *end = t->insn + (t->n < max ? t->n : max);
 	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next;
 	int r;
 
-	for (; in < end; in++) {
+	for (;;) {
 		cpu->insn_rip = rip;
 		next = (rip + in->len) & ipm;
-		cpu->st.rip = __builtin_expect(in->flags & EMU_IF_SYS, 0) ? rip : next;
+		cpu->st.rip = next;
 		r = in->exec(cpu, in);
-		cpu->insn_count++;
-		if (__builtin_expect(cpu->sys.bus_stop, 0)) {
-			cpu->sys.bus_stop = false;
-			if (r == EMU_FAULT) {
-				cpu->st.rip = cpu->insn_rip;
-				cpu->fault.pending = false;
-			}
-			if (r != EMU_STOP)
-				cpu->stop_reason = EMU_EXIT_BUS_STOP;
-			emu_core(cpu)->fetch_valid = false;
-			return EMU_STOP;
-		}
-		if (__builtin_expect(r != EMU_OK, 0)) {
-			if (r == EMU_FAULT)
-				cpu->st.rip = cpu->insn_rip;
-			emu_core(cpu)->fetch_valid = false;
-			if (r == EMU_FAULT)
-				cpu->insn_count--;
-			return settle(cpu, r) ? EMU_STOP : -1;
-		}
-		if (__builtin_expect(in->flags & EMU_IF_SYS, 0))
-			emu_core(cpu)->fetch_valid = false;
-		if (cpu->st.rip != next || atomic_load_explicit(&t->page->gen,
-								 memory_order_relaxed) != t->gen)
+		if (__builtin_expect(r | cpu->sys.bus_stop | cpu->smc_break, 0))
+			break;
+		in++;
+		if (cpu->st.rip != next || in == end) {
+			cpu->insn_count += in - start;
 			return 0;
+		}
 		rip = next;
 	}
-	return 0;
+	/* slow path: fault, stop, MMIO stop or a write to cached code */
+	cpu->smc_break = false;
+	if (r == EMU_FAULT) {
+		cpu->st.rip = rip;
+		emu_core(cpu)->fetch_valid = false;
+	} else {
+		in++;
+	}
+	cpu->insn_count += in - start;
+	if (cpu->sys.bus_stop) {
+		cpu->sys.bus_stop = false;
+		cpu->fault.pending = false;
+		if (r != EMU_STOP)
+			cpu->stop_reason = EMU_EXIT_BUS_STOP;
+		emu_core(cpu)->fetch_valid = false;
+		return EMU_STOP;
+	}
+	if (r == EMU_OK)
+		return 0;
+	return settle(cpu, r) ? EMU_STOP : -1;
 }
 
 /* One instruction with TF and interrupt-shadow handling. 0 or EMU_STOP. */
@@ -310,7 +311,9 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 		}
 		if (cpu->insn_count >= end)
 			return EMU_EXIT_BUDGET;
-		t = emu_trace_get(cpu, &r);
+		t = emu_trace_fast(cpu);
+		if (!t)
+			t = emu_trace_get(cpu, &r);
 		if (!t) {
 			if (settle(cpu, r))
 				return cpu->stop_reason;
