@@ -2,9 +2,9 @@
  * pci.c: the conventional PCI core (PCI Local Bus Specification 3.0 ch. 6): configuration
  * mechanism #1 on 0xCF8/0xCFC-0xCFF, type-0 headers, BAR sizing and placement with guest
  * relocation (registered on the io bus while the command register enables decode),
- * capability lists, and INTx as level lines shared per PIRQ link (GSI 16-19, and PIC IRQs
- * through the PIIX3 PIRQ registers). Leaves out: expansion ROM BARs (read as 0), bridges
- * to secondary buses, MSI/MSI-X (devices add them as capabilities with their own hooks).
+ * capability lists, single-message MSI, and INTx as level lines shared per PIRQ link (GSI
+ * 16-19, and PIC IRQs through the PIIX3 PIRQ registers). Leaves out: expansion ROM BARs
+ * (read as 0), bridges to secondary buses, multi-message and maskable MSI, MSI-X.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -65,6 +65,7 @@ struct pci_slot {
 	struct pci_bar_ref bar_ref[6];
 	unsigned cap_next;	/* next free config offset for a capability */
 	unsigned cap_last;	/* offset of the last capability, 0 when none */
+	unsigned msi_off;	/* MSI capability offset, 0 when none */
 	struct pci_slot *next;
 };
 
@@ -158,6 +159,52 @@ int pci_add_capability(struct pci_dev *pdev, const uint8_t *cap, unsigned len)
 	s->cap_last = off;
 	s->cap_next = off + len;
 	return (int)off;
+}
+
+/* ---- MSI ---- */
+
+#define PCIY_MSI 0x05
+#define PCIM_MSICTRL_MSI_ENABLE 0x0001
+#define PCIM_MSICTRL_64BIT 0x0080
+#define PCI_MSI64_LEN 14	/* ID, next, control, address low/high, data */
+
+int pci_msi_add(struct pci_dev *pdev)
+{
+	struct pci_slot *s = pci_slot_of(pdev);
+	uint8_t cap[PCI_MSI64_LEN] = { PCIY_MSI, 0, PCIM_MSICTRL_64BIT, 0 };
+	int off;
+
+	if (s->msi_off)
+		return -EEXIST;
+	off = pci_add_capability(pdev, cap, sizeof cap);
+	if (off < 0)
+		return off;
+	s->msi_off = (unsigned)off;
+	pdev->cfg_wmask[off + 2] = PCIM_MSICTRL_MSI_ENABLE;	/* one message: MME stays 0 */
+	pdev->cfg_wmask[off + 4] = 0xfc;	/* dword-aligned address */
+	for (int i = 5; i < PCI_MSI64_LEN; i++)
+		pdev->cfg_wmask[off + i] = 0xff;
+	return off;
+}
+
+bool pci_msi_enabled(const struct pci_dev *pdev)
+{
+	const struct pci_slot *s =
+		(const struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+
+	return s->msi_off && (pdev->cfg[s->msi_off + 2] & PCIM_MSICTRL_MSI_ENABLE);
+}
+
+bool pci_msi_notify(struct pci_dev *pdev)
+{
+	unsigned off = pci_slot_of(pdev)->msi_off;
+	uint64_t addr;
+
+	if (!pci_msi_enabled(pdev))
+		return false;
+	addr = (uint64_t)pci_cfg_read32(pdev, off + 8) << 32 | pci_cfg_read32(pdev, off + 4);
+	vm_msi(pdev->vm, addr, pci_cfg_read16(pdev, off + 12));
+	return true;
 }
 
 /* ---- INTx ---- */

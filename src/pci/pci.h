@@ -59,6 +59,15 @@ void pci_set_subsystem(struct pci_dev *pdev, uint16_t subvendor, uint16_t subdev
 int pci_add_bar(struct pci_dev *pdev, int idx, enum pci_bar_type type, uint64_t size);
 /* Append a capability (cap[0] = ID; the core links cap[1]). Returns its offset or -ENOSPC. */
 int pci_add_capability(struct pci_dev *pdev, const uint8_t *cap, unsigned len);
+/*
+ * MSI (PCI 3.0 §6.8.1): one 64-bit-address capability with a single message; the guest's
+ * writes to it go to the core's byte array. pci_msi_add returns the capability offset or
+ * -errno; pci_msi_enabled tells whether the guest turned it on; pci_msi_notify sends the
+ * message (false when MSI is off: use INTx then).
+ */
+int pci_msi_add(struct pci_dev *pdev);
+bool pci_msi_enabled(const struct pci_dev *pdev);
+bool pci_msi_notify(struct pci_dev *pdev);
 /* Ask for an INTx line (pin INTA); routed by slot. */
 int pci_intx_request(struct pci_dev *pdev);
 void pci_intx_assert(struct pci_dev *pdev);

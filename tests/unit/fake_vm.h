@@ -26,6 +26,9 @@ struct vm {
 	int irq_raises[FAKE_VM_NIRQ];	/* 0 -> 1 transitions */
 	int exit_code;			/* -1 none */
 	int exit_status;		/* -1 none */
+	int msis;			/* messages sent */
+	uint64_t msi_addr;
+	uint32_t msi_data;
 };
 
 static inline struct vm *fake_vm_new(void)
@@ -92,6 +95,13 @@ void vm_irq_deassert(struct vm *vm, unsigned gsi)
 {
 	if (gsi < FAKE_VM_NIRQ)
 		vm->irq_level[gsi] = 0;
+}
+
+void vm_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	vm->msis++;
+	vm->msi_addr = addr;
+	vm->msi_data = data;
 }
 
 void vm_request_exit(struct vm *vm, enum vm_exit_code code)

@@ -631,3 +631,38 @@ TEST(registry_help_lists)
 	CHECK(strstr(buf, "bootrom\n") != NULL);
 	free(buf);
 }
+
+TEST(pci_msi_capability)
+{
+	struct vm *vm = fake_vm_new();
+	struct pci_bus *bus;
+	struct testdev td = { 0 };
+	struct pci_dev *pdev;
+	int off;
+
+	cfg_reset();
+	CHECK(pci_bus_create(vm, &bus) == 0);
+	pdev = add_testdev(bus, 4, 0, &td, 1 << 20);
+	off = pci_msi_add(pdev);
+	CHECK_EQ_U64(off, 0x40);
+	CHECK(pci_msi_add(pdev) == -EEXIST);
+	CHECK(pci_bus_finalize(bus) == 0);
+	CHECK_EQ_U64(cfgrd(vm, 0, 4, 0, 0x34, 1), 0x40);
+	CHECK_EQ_U64(cfgrd(vm, 0, 4, 0, 0x40, 4), 0x00800005);	/* 64-bit, one message */
+	CHECK(!pci_msi_enabled(pdev));
+	CHECK(!pci_msi_notify(pdev));
+	CHECK_EQ_U64(vm->msis, 0);
+	cfgwr(vm, 0, 4, 0, 0x44, 4, 0xfee01003);	/* low 2 bits read 0 */
+	cfgwr(vm, 0, 4, 0, 0x48, 4, 0);
+	cfgwr(vm, 0, 4, 0, 0x4c, 2, 0x4041);
+	cfgwr(vm, 0, 4, 0, 0x42, 2, 0x0071);	/* enable; MME stays 0 */
+	CHECK_EQ_U64(cfgrd(vm, 0, 4, 0, 0x42, 2), 0x0081);
+	CHECK_EQ_U64(cfgrd(vm, 0, 4, 0, 0x44, 4), 0xfee01000);
+	CHECK(pci_msi_enabled(pdev));
+	CHECK(pci_msi_notify(pdev));
+	CHECK_EQ_U64(vm->msis, 1);
+	CHECK_EQ_U64(vm->msi_addr, 0xfee01000);
+	CHECK_EQ_U64(vm->msi_data, 0x4041);
+	pci_bus_destroy(bus);
+	fake_vm_free(vm);
+}
