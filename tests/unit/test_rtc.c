@@ -3,12 +3,16 @@
  * (SET bit and running writes), UIP and the update/periodic/alarm flags with IRQ 8, register
  * D, local time versus UTC, and the CMOS memory-size bytes for 512 MiB and 4 GiB.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dev/rtc.h"
 #include "unit.h"
+#include "util/event_loop.h"
 
 #define NS 1000000000LL
 
@@ -322,4 +326,48 @@ TEST(rtc_cmos_ram_and_index)
 	rtc_io(rtc, 1, 1, false, &v);
 	CHECK_EQ_U64(v, 0xa5);
 	rtc_destroy(rtc);
+}
+
+static atomic_int loop_raises;
+
+static void loop_irq(void *opaque, bool level)
+{
+	if (level)
+		atomic_fetch_add(&loop_raises, 1);
+}
+
+static void *loop_thread(void *opaque)
+{
+	evl_run(opaque);
+	return NULL;
+}
+
+/* The periodic interrupt arrives by itself, from the event loop's timerfd. */
+TEST(rtc_periodic_irq_from_event_loop)
+{
+	struct event_loop *loop;
+	struct rtc_params p = { .lowmem = 512 << 20, .ncpus = 1, .irq = loop_irq };
+	struct rtc *rtc;
+	pthread_t t;
+
+	CHECK(evl_create(&loop) == 0);
+	p.loop = loop;
+	CHECK(rtc_create(&p, &rtc) == 0);
+	CHECK(pthread_create(&t, NULL, loop_thread, loop) == 0);
+	wr(rtc, 0x0b, 0x42);	/* PIE at the default 1024 Hz */
+	for (int i = 0; i < 1000 && atomic_load(&loop_raises) == 0; i++)
+		usleep(1000);
+	CHECK_EQ_U64(atomic_load(&loop_raises), 1);	/* held until C is read */
+	CHECK_EQ_U64(rd(rtc, 0x0c) & 0xc0, 0xc0);
+	for (int i = 0; i < 1000 && atomic_load(&loop_raises) < 2; i++)
+		usleep(1000);
+	CHECK_EQ_U64(atomic_load(&loop_raises), 2);
+	wr(rtc, 0x0b, 0x02);	/* off: the timer stops */
+	rd(rtc, 0x0c);
+	usleep(20000);
+	CHECK_EQ_U64(atomic_load(&loop_raises), 2);
+	evl_stop(loop);
+	pthread_join(t, NULL);
+	rtc_destroy(rtc);
+	evl_destroy(loop);
 }
