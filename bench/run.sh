@@ -1,0 +1,203 @@
+#!/bin/bash
+# run.sh: khyve's benchmarks (`make bench`; never part of `make test`). Prints markdown tables:
+#  1. start-up: exec-to-exit wall time and peak RSS (bench/measure.c, median of BENCH_RUNS)
+#     of the trivial boot ROM (build/guest/rom.bin) under khyve (accel=soft, and accel=kvm
+#     where /dev/kvm opens), QEMU -M microvm and -M pc (TCG, and KVM where it opens), and
+#     bench/kvm_floor (the least a KVM program can do); ratios against each.
+#  2. integer throughput: bench/guest/intbench.elf (softcpu.md §1.2's workload) at
+#     BENCH_ITER1 and BENCH_ITER2 iterations; MIPS = (ITER2-ITER1) * INSNS_PER_ITER / (t2-t1),
+#     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
+# Every engine is first run once under `timeout` to check that it finishes with the expected
+# exit status (and, for intbench, the native checksum); one that does not is reported and
+# left out of the timings.
+set -u
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+out=$build/bench
+runs=${BENCH_RUNS:-11}
+truns=${BENCH_TRUNS:-3}
+iter1=${BENCH_ITER1:-10}
+iter2=${BENCH_ITER2:-210}
+limit=${BENCH_TIMEOUT:-300}
+qemu=${QEMU:-qemu-system-x86_64}
+
+# Instructions per iteration of workload_iter (bench/guest/workload.c as built by
+# bench/guest/Makefile with gcc 12.2, Debian 12), from the difference of two native runs:
+#   valgrind --tool=callgrind build/bench/intbench-native 10  -> 35,922,781 Ir
+#   valgrind --tool=callgrind build/bench/intbench-native 20  -> 71,717,271 Ir
+#   (71717271 - 35922781) / 10 = 3,579,449
+# bench/count_insns.sh repeats this; it checks the constant too.
+INSNS_PER_ITER=3579449
+
+mkdir -p "$out"
+cc -O2 -Wall -Wextra -o "$out/measure" bench/measure.c || exit 1
+cc -O2 -Wall -Wextra -o "$out/kvm_floor" bench/kvm_floor.c || exit 1
+make -s -C bench/guest BUILD="$(cd "$out" && pwd)" || exit 1
+
+khyve=$build/khyve
+rom=$build/guest/rom.bin
+elf=$out/intbench.elf
+for f in "$khyve" "$rom"; do
+	[ -e "$f" ] || { echo "bench: $f is missing (run make first)"; exit 1; }
+done
+have_qemu=0
+command -v "$qemu" >/dev/null && have_qemu=1
+have_kvm=0
+"$out/kvm_floor" >/dev/null 2>&1 && have_kvm=1
+
+echo "# khyve benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "- host: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1), $(nproc) CPUs," \
+	"$(uname -r)"
+if [ $have_kvm = 1 ]; then
+	echo "- /dev/kvm: usable"
+else
+	echo "- /dev/kvm: not usable here ($( [ -e /dev/kvm ] && echo "present, does not open" || echo "absent")): KVM rows are left out"
+fi
+[ $have_qemu = 1 ] && echo "- QEMU: $("$qemu" --version | head -n 1)"
+echo "- start-up: median of $runs runs; throughput: median of $truns runs at $iter1 and $iter2 iterations"
+echo
+
+# ---- start-up ----
+KHYVE_ROM=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -l "bootrom,$rom" romguest)
+QEMU_COMMON=(-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 64M
+	-device isa-debug-exit,iobase=0xf4,iosize=4)
+
+names=()
+declare -A cmd want wall rss
+add() {	# add NAME WANTED_EXIT command...
+	local name=$1 w=$2
+	shift 2
+	names+=("$name")
+	want[$name]=$w
+	cmd[$name]=$(printf '%q ' "$@")
+}
+add khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ROM[@]}"
+if [ $have_kvm = 1 ]; then
+	add khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ROM[@]}"
+	add kvm_floor 0 "$out/kvm_floor"
+fi
+if [ $have_qemu = 1 ]; then
+	add qemu-microvm-tcg 1 "$qemu" -M microvm -accel tcg "${QEMU_COMMON[@]}" -bios "$rom"
+	add qemu-pc-tcg 1 "$qemu" -M pc -accel tcg "${QEMU_COMMON[@]}" -bios "$rom"
+	if [ $have_kvm = 1 ]; then
+		add qemu-microvm-kvm 1 "$qemu" -M microvm -accel kvm "${QEMU_COMMON[@]}" -bios "$rom"
+		add qemu-pc-kvm 1 "$qemu" -M pc -accel kvm "${QEMU_COMMON[@]}" -bios "$rom"
+	fi
+fi
+
+echo "## Start-up: trivial boot ROM, exec to exit"
+echo
+echo "| engine | wall ms | peak RSS KiB | exit | command |"
+echo "|---|---|---|---|---|"
+for n in "${names[@]}"; do
+	eval "timeout $limit ${cmd[$n]}" </dev/null >/dev/null 2>&1
+	rc=$?
+	if [ "$rc" != "${want[$n]}" ]; then
+		echo "| $n | - | - | $rc (want ${want[$n]}) | \`${cmd[$n]% }\` |"
+		continue
+	fi
+	# shellcheck disable=SC2086
+	read -r _ w r e < <(eval "$out/measure $n $runs -- ${cmd[$n]}")
+	wall[$n]=$w
+	rss[$n]=$r
+	echo "| $n | $w | $r | $e | \`${cmd[$n]% }\` |"
+done
+echo
+
+ratio() {	# ratio A B: A/B with two decimals, or - when either is missing
+	[ -n "${1:-}" ] && [ -n "${2:-}" ] || { echo -; return; }
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+echo "| comparison | time ratio | RSS ratio | target |"
+echo "|---|---|---|---|"
+for k in khyve-soft khyve-kvm; do
+	[ -n "${wall[$k]:-}" ] || continue
+	for q in qemu-microvm-tcg qemu-pc-tcg qemu-microvm-kvm qemu-pc-kvm; do
+		[ -n "${wall[$q]:-}" ] || continue
+		t=">= 10x faster, >= 8x smaller (microvm)"
+		[ "$q" = qemu-microvm-tcg ] || [ "$q" = qemu-microvm-kvm ] || t=
+		echo "| $q / $k | $(ratio "${wall[$q]}" "${wall[$k]}")x | $(ratio "${rss[$q]}" "${rss[$k]}")x | $t |"
+	done
+done
+if [ -n "${wall[khyve-kvm]:-}" ] && [ -n "${wall[kvm_floor]:-}" ]; then
+	echo "| khyve-kvm / kvm_floor | $(ratio "${wall[khyve-kvm]}" "${wall[kvm_floor]}")x |" \
+		"$(ratio "${rss[khyve-kvm]}" "${rss[kvm_floor]}")x | <= 2x |"
+fi
+if [ -n "${wall[khyve-soft]:-}" ] && [ -n "${wall[kvm_floor]:-}" ]; then
+	echo "| khyve-soft / kvm_floor | $(ratio "${wall[khyve-soft]}" "${wall[kvm_floor]}")x |" \
+		"$(ratio "${rss[khyve-soft]}" "${rss[kvm_floor]}")x | |"
+fi
+echo
+
+# ---- integer throughput ----
+echo "## Integer throughput: intbench ($INSNS_PER_ITER instructions per iteration)"
+echo
+native_sum=$("$out/intbench-native" "$iter1" | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p')
+
+tnames=()
+declare -A tcmd twant
+tadd() {	# tadd NAME WANTED_EXIT command... (iters=N is appended to its last word)
+	local name=$1 w=$2
+	shift 2
+	tnames+=("$name")
+	twant[$name]=$w
+	tcmd[$name]=$(printf '%q ' "$@")
+}
+KHYVE_ELF=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -o "boot.kernel=$elf")
+QEMU_ELF=(-M pc "${QEMU_COMMON[@]}" -kernel "$elf")
+tadd khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ELF[@]}" -o boot.cmdline=iters=
+[ $have_kvm = 1 ] && tadd khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ELF[@]}" -o boot.cmdline=iters=
+if [ $have_qemu = 1 ]; then
+	tadd qemu-tcg 0 "$qemu" -accel tcg "${QEMU_ELF[@]}" -append iters=
+	[ $have_kvm = 1 ] && tadd qemu-kvm 0 "$qemu" -accel kvm "${QEMU_ELF[@]}" -append iters=
+fi
+tadd native 0 "$out/intbench-native" ""
+
+# The command with the iteration count in place (the last word ends in "iters=" or is '').
+tcommand() {
+	local c=${tcmd[$1]% }
+	case $c in
+	*"''") echo "${c%\'\'}$2" ;;
+	*) echo "$c$2" ;;
+	esac
+}
+
+declare -A mips
+echo "| engine | t($iter1) ms | t($iter2) ms | MIPS | checksum | command |"
+echo "|---|---|---|---|---|---|"
+for n in "${tnames[@]}"; do
+	c1=$(tcommand "$n" "$iter1")
+	c2=$(tcommand "$n" "$iter2")
+	got=$(eval "timeout $limit $c1" </dev/null 2>&1)
+	rc=$?
+	sum=$(printf '%s\n' "$got" | tr -d '\r' | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' | head -n 1)
+	if [ "$rc" != "${twant[$n]}" ] || [ "$sum" != "$native_sum" ]; then
+		why="exit $rc (want ${twant[$n]})"
+		[ "$sum" = "$native_sum" ] || why="$why, checksum '${sum}' (want $native_sum)"
+		echo "| $n | - | - | - | $why | \`$c1\` |"
+		continue
+	fi
+	read -r _ t1 _ _ < <(eval "$out/measure $n $truns -- timeout $limit $c1")
+	read -r _ t2 _ e2 < <(eval "$out/measure $n $truns -- timeout $limit $c2")
+	if [ "$e2" != "${twant[$n]}" ]; then
+		echo "| $n | $t1 | - | - | exit $e2 at $iter2 iterations | \`$c2\` |"
+		continue
+	fi
+	m=$(awk -v a="$t1" -v b="$t2" -v n=$((iter2 - iter1)) -v k=$INSNS_PER_ITER \
+		'BEGIN { if (b > a) printf "%.0f", n * k / ((b - a) / 1000) / 1e6; else print "-" }')
+	mips[$n]=$m
+	echo "| $n | $t1 | $t2 | $m | ok | \`$c2\` |"
+done
+echo
+echo "| comparison | ratio | target |"
+echo "|---|---|---|"
+[ -n "${mips[khyve-soft]:-}" ] && [ -n "${mips[qemu-tcg]:-}" ] &&
+	echo "| khyve-soft / qemu-tcg | $(ratio "${mips[khyve-soft]}" "${mips[qemu-tcg]}") | >= 0.17 (1/6), stretch 0.25; Bochs 0.13 |"
+[ -n "${mips[khyve-soft]:-}" ] && [ -n "${mips[native]:-}" ] &&
+	echo "| khyve-soft / native | $(ratio "${mips[khyve-soft]}" "${mips[native]}") | |"
+[ -n "${mips[qemu-tcg]:-}" ] && [ -n "${mips[native]:-}" ] &&
+	echo "| qemu-tcg / native | $(ratio "${mips[qemu-tcg]}" "${mips[native]}") | |"
+[ -n "${mips[khyve-kvm]:-}" ] && [ -n "${mips[native]:-}" ] &&
+	echo "| khyve-kvm / native | $(ratio "${mips[khyve-kvm]}" "${mips[native]}") | |"
+exit 0
