@@ -465,7 +465,7 @@ static int pci_uart_legacy_parse(struct cfg_node *node, const char *opts, char *
 }
 
 static const struct device_key pci_uart_keys[] = {
-	{ "path", KEY_STRING, NULL, "backend: stdio, or a tty path (not supported yet)" },
+	{ "path", KEY_STRING, NULL, "backend: stdio or a host terminal path" },
 	{ NULL, KEY_STRING, NULL, NULL },
 };
 

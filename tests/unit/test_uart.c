@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -374,7 +375,9 @@ TEST(char_open_specs)
 
 	CHECK(char_open("tcp=127.0.0.1:1234", NULL, &be, err, sizeof err) == -ENOTSUP);
 	CHECK(strstr(err, "not supported yet") != NULL);
-	CHECK(char_open("/dev/nmdm0A", NULL, &be, err, sizeof err) == -ENOTSUP);
+	CHECK(char_open("unix=/tmp/x.sock", NULL, &be, err, sizeof err) == -ENOTSUP);
+	CHECK(char_open("/dev/nmdm0A", NULL, &be, err, sizeof err) == -ENOENT);
+	CHECK(char_open("/dev/null", NULL, &be, err, sizeof err) == -ENOTTY);
 	CHECK(char_open("bogus", NULL, &be, err, sizeof err) == -EINVAL);
 	CHECK(char_open("stdio", NULL, &be, err, sizeof err) == 0);
 	{
@@ -385,4 +388,37 @@ TEST(char_open_specs)
 	char_close(be);
 	CHECK(char_open("stdio", NULL, &be, err, sizeof err) == 0);	/* free again */
 	char_close(be);
+}
+
+static int got_rx;
+
+static void count_rx(void *opaque)
+{
+	got_rx++;
+}
+
+TEST(char_tty_backend_on_a_pty)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+	struct char_backend *be;
+	char err[128], buf[16];
+	const char *slave;
+
+	CHECK(master >= 0);
+	CHECK(grantpt(master) == 0 && unlockpt(master) == 0);
+	slave = ptsname(master);
+	CHECK(slave != NULL);
+	CHECK(char_open(slave, NULL, &be, err, sizeof err) == 0);
+	char_write(be, "out", 3);
+	CHECK(read(master, buf, sizeof buf) == 3);
+	CHECK(memcmp(buf, "out", 3) == 0);	/* raw: no CR added */
+	CHECK(char_set_rx(be, count_rx, NULL) == 0);
+	CHECK(write(master, "in", 2) == 2);
+	usleep(20000);
+	char_backend_input_ready(be);	/* what the loop does when the fd is readable */
+	CHECK_EQ_U64(got_rx, 1);
+	CHECK_EQ_U64(char_read(be, buf, sizeof buf), 2);
+	CHECK(memcmp(buf, "in", 2) == 0);
+	char_close(be);
+	close(master);
 }

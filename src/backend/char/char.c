@@ -140,10 +140,8 @@ int char_open(const char *spec, struct event_loop *loop, struct char_backend **o
 		snprintf(err, errlen, "not supported yet: unix socket console backend '%s'", spec);
 		return -ENOTSUP;
 	}
-	if (spec[0] == '/') {
-		snprintf(err, errlen, "not supported yet: tty console backend '%s'", spec);
-		return -ENOTSUP;
-	}
+	if (spec[0] == '/')
+		return char_tty_open(spec, loop, out, err, errlen);
 	snprintf(err, errlen, "unknown character backend '%s'", spec);
 	return -EINVAL;
 }

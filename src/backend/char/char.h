@@ -1,7 +1,7 @@
 /*
- * char.h: character backends behind the UARTs (bhyve-reference.md §2.5). `stdio` works;
- * `tcp=ADDR:PORT`, `unix=PATH` and host tty paths (nmdm-style) are recognised and refused as
- * "not supported yet". No backend at all means output is discarded and nothing arrives.
+ * char.h: character backends behind the UARTs (bhyve-reference.md §2.5): `stdio`, and a host
+ * terminal path (a pty; nmdm's role on Linux). `tcp=ADDR:PORT` and `unix=PATH` are recognised
+ * and refused as "not supported yet". No backend means output is discarded, nothing arrives.
  *
  * Contract. Threads: char_open/char_close at VM build and teardown; char_write and char_read
  * from any thread (a vCPU thread, typically, holding the device's lock); the rx callback runs
@@ -64,6 +64,10 @@ void char_backend_init(struct char_backend *be, const struct char_backend_ops *o
 		       struct event_loop *loop, int in_fd);
 /* For implementations: the host input is readable (called on the event-loop thread). */
 void char_backend_input_ready(struct char_backend *be);
+
+/* A host terminal opened by path (tty.c). */
+int char_tty_open(const char *path, struct event_loop *loop, struct char_backend **out,
+		  char *err, size_t errlen);
 
 /* stdio backend (stdio.c). */
 int char_stdio_open(struct event_loop *loop, struct char_backend **out, char *err,
