@@ -1,7 +1,8 @@
 /*
  * test_accel_soft.c: the software-CPU accelerator end to end with tiny flat guests: a port
- * write, a LAPIC timer interrupt through the IDT with HLT, PIT IRQ0 through the 8259, and
- * an SMP INIT/SIPI start of a second vCPU driven by the BSP's ICR.
+ * write, a LAPIC timer interrupt through the IDT with HLT (one-shot and TSC-deadline), PIT
+ * IRQ0 through the 8259, a level-triggered IOAPIC line raised by another thread, an MSI, a
+ * kick, and an SMP INIT/SIPI start of a second vCPU driven by the BSP's ICR.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,6 +24,11 @@ struct guest {
 static int pio(void *opaque, int vcpu, uint16_t port, unsigned size, bool write, uint32_t *val)
 {
 	struct guest *g = opaque;
+
+	if (port == 0x81 && write) {	/* the "device" behind GSI 16 is serviced */
+		accel_irq_line(g->acc, 16, false);
+		return 0;
+	}
 
 	if (port == 0x80 && write) {
 		if (g->nport80 < 16)
@@ -376,6 +382,119 @@ TEST(soft_smp_init_sipi)
 	pthread_join(t, NULL);
 	CHECK_EQ_U64(a.reason, ACCEL_EXIT_HALTED);
 	CHECK_EQ_U64(g.mem[0x600], 1);
+	accel_vcpu_destroy(v);
+	guest_destroy(&g);
+}
+
+/* The LAPIC timer in TSC-deadline mode, armed with RDTSC + WRMSR 0x6e0. */
+TEST(soft_tsc_deadline_interrupt)
+{
+	struct guest g;
+	struct accel_vcpu *v;
+	struct accel_exit ex;
+	const uint8_t main_code[] = {
+		MOVD(0xfee000f0, 0x1ff),
+		MOVD(0xfee00320, 0x40041),	/* LVT timer: TSC-deadline, vector 0x41 */
+		0x0f, 0x31,			/* rdtsc */
+		0x05, 0x40, 0x42, 0x0f, 0x00,	/* add eax, 1000000 (1 ms at 1 GHz) */
+		0x83, 0xd2, 0x00,		/* adc edx, 0 */
+		0xb9, 0xe0, 0x06, 0x00, 0x00,	/* mov ecx, 0x6e0 */
+		0x0f, 0x30,			/* wrmsr */
+		0xfb,				/* sti */
+		0xf4,				/* loop: hlt */
+		0x83, 0x3d, 0x00, 0x05, 0x00, 0x00, 0x01,	/* cmp dword [0x500], 1 */
+		0x75, 0xf6,			/* jne loop */
+		0x0f, 0x32,			/* rdmsr: the deadline reads 0 once fired */
+		0xa3, 0x04, 0x05, 0x00, 0x00,	/* mov [0x504], eax */
+		0xfa, 0xf4,
+	};
+	const uint8_t handler[] = {
+		MOVD(0x500, 1),
+		MOVD(0xfee000b0, 0),
+		0xcf,
+	};
+
+	CHECK_EQ_U64(guest_create(&g, 1), 0);
+	CHECK_EQ_U64(accel_vcpu_create(g.acc, 0, &v), 0);
+	put(&g, 0x2000, main_code, sizeof main_code);
+	put(&g, 0x3000, handler, sizeof handler);
+	memset(g.mem + 0x504, 0xff, 4);
+	idt_gate(&g, 0x41, 0x3000);
+	flat32(&g, v, 0x2000);
+	CHECK_EQ_U64(run_until_stop(v, &ex), ACCEL_EXIT_HALTED);
+	if (ex.reason == ACCEL_EXIT_ERROR)
+		printf("    %s\n", ex.msg);
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x500), 1);
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x504), 0);
+	accel_vcpu_destroy(v);
+	guest_destroy(&g);
+}
+
+static void *assert_gsi16(void *arg)
+{
+	struct guest *g = arg;
+	struct timespec ts = { 0, 20 * 1000000 };
+
+	nanosleep(&ts, NULL);
+	accel_irq_line(g->acc, 16, true);
+	nanosleep(&ts, NULL);
+	accel_msi(g->acc, 0xfee00000, 0x62);	/* fixed, vector 0x62, APIC 0 */
+	return NULL;
+}
+
+/*
+ * A level-triggered IOAPIC pin raised by another thread wakes the HLT; the handler
+ * services the "device" (port 0x81 lowers the line) and EOIs, which must clear remote IRR.
+ * Then an MSI arrives.
+ */
+TEST(soft_ioapic_level_and_msi)
+{
+	struct guest g;
+	struct accel_vcpu *v;
+	struct accel_exit ex;
+	pthread_t t;
+	const uint8_t main_code[] = {
+		MOVD(0xfee000f0, 0x1ff),
+		MOVD(0xfec00000, 0x31),		/* IOREGSEL: pin 16 high dword */
+		MOVD(0xfec00010, 0),		/* destination APIC 0 */
+		MOVD(0xfec00000, 0x30),		/* pin 16 low dword */
+		MOVD(0xfec00010, 0xa052),	/* level, active low, vector 0x52 */
+		0xfb,
+		0xf4,				/* loop: hlt */
+		0x83, 0x3d, 0x08, 0x05, 0x00, 0x00, 0x01,	/* cmp dword [0x508], 1 */
+		0x75, 0xf6,			/* jne loop */
+		0xa1, 0x10, 0x00, 0xc0, 0xfe,	/* mov eax, [0xfec00010]: RTE low */
+		0xa3, 0x04, 0x05, 0x00, 0x00,	/* mov [0x504], eax */
+		0xfa, 0xf4,
+	};
+	const uint8_t level_handler[] = {
+		0xff, 0x05, 0x00, 0x05, 0x00, 0x00,	/* inc dword [0x500] */
+		0xe6, 0x81,			/* out 0x81, al: device lowers GSI 16 */
+		MOVD(0xfee000b0, 0),
+		0xcf,
+	};
+	const uint8_t msi_handler[] = {
+		0xff, 0x05, 0x08, 0x05, 0x00, 0x00,	/* inc dword [0x508] */
+		MOVD(0xfee000b0, 0),
+		0xcf,
+	};
+
+	CHECK_EQ_U64(guest_create(&g, 1), 0);
+	CHECK_EQ_U64(accel_vcpu_create(g.acc, 0, &v), 0);
+	put(&g, 0x2000, main_code, sizeof main_code);
+	put(&g, 0x3000, level_handler, sizeof level_handler);
+	put(&g, 0x3100, msi_handler, sizeof msi_handler);
+	idt_gate(&g, 0x52, 0x3000);
+	idt_gate(&g, 0x62, 0x3100);
+	flat32(&g, v, 0x2000);
+	pthread_create(&t, NULL, assert_gsi16, &g);
+	CHECK_EQ_U64(run_until_stop(v, &ex), ACCEL_EXIT_HALTED);
+	pthread_join(t, NULL);
+	if (ex.reason == ACCEL_EXIT_ERROR)
+		printf("    %s\n", ex.msg);
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x500), 1);	/* once: the line went low before EOI */
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x508), 1);
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x504), 0xa052);	/* remote IRR clear */
 	accel_vcpu_destroy(v);
 	guest_destroy(&g);
 }
