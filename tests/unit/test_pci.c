@@ -499,7 +499,7 @@ TEST(lpc_bad_backend_fails)
 	struct pci_bus *bus;
 
 	cfg_reset();
-	cfg_set(cfg_root(), "lpc.com2.path", "tcp=127.0.0.1:9");
+	cfg_set(cfg_root(), "lpc.com2.path", "unix=/tmp/khyve-test.sock");
 	CHECK(pci_bus_create(vm, &bus) == 0);
 	CHECK(add_model(vm, bus, 0, 31, "lpc", NULL) == -ENOTSUP);
 	/* the partly built bridge left no ports behind */

@@ -4,13 +4,17 @@
  * levels, IIR priorities, THRE interrupt rules, OUT2 gating, loopback, flow control, EOF.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backend/char/char.h"
+#include "util/event_loop.h"
 #include "dev/uart.h"
 #include "unit.h"
 
@@ -373,9 +377,11 @@ TEST(char_open_specs)
 	struct char_backend *be;
 	char err[128];
 
-	CHECK(char_open("tcp=127.0.0.1:1234", NULL, &be, err, sizeof err) == -ENOTSUP);
-	CHECK(strstr(err, "not supported yet") != NULL);
 	CHECK(char_open("unix=/tmp/x.sock", NULL, &be, err, sizeof err) == -ENOTSUP);
+	CHECK(strstr(err, "not supported yet") != NULL);
+	CHECK(char_open("tcp=localhost:1234", NULL, &be, err, sizeof err) == -EINVAL);
+	CHECK(char_open("tcp=127.0.0.1", NULL, &be, err, sizeof err) == -EINVAL);
+	CHECK(char_open("tcp=[::1:5", NULL, &be, err, sizeof err) == -EINVAL);
 	CHECK(char_open("/dev/nmdm0A", NULL, &be, err, sizeof err) == -ENOENT);
 	CHECK(char_open("/dev/null", NULL, &be, err, sizeof err) == -ENOTTY);
 	CHECK(char_open("bogus", NULL, &be, err, sizeof err) == -EINVAL);
@@ -421,4 +427,85 @@ TEST(char_tty_backend_on_a_pty)
 	CHECK(memcmp(buf, "in", 2) == 0);
 	char_close(be);
 	close(master);
+}
+
+static void *evl_thread(void *opaque)
+{
+	evl_run(opaque);
+	return NULL;
+}
+
+static int tcp_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(0x7f000001);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void wait_for(struct ut *t, unsigned lsr_bit)
+{
+	for (int i = 0; i < 500 && !(rd(t, 5) & lsr_bit); i++)
+		usleep(2000);
+}
+
+/* A UART on a tcp= backend driven by a real event loop: one client at a time. */
+TEST(uart_over_tcp_backend)
+{
+	struct event_loop *loop;
+	struct char_backend *be = NULL;
+	struct ut t;
+	pthread_t th;
+	char err[128], spec[64], buf[16];
+	int port = 0, c1, c2;
+	ssize_t n;
+
+	memset(&t, 0, sizeof t);
+	CHECK(evl_create(&loop) == 0);
+	for (int i = 0; i < 20 && !be; i++) {
+		port = 20000 + (getpid() * 7 + i * 131) % 40000;
+		snprintf(spec, sizeof spec, "tcp=127.0.0.1:%d", port);
+		if (char_open(spec, loop, &be, err, sizeof err) != 0)
+			be = NULL;
+	}
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	CHECK(uart_create(rec_irq, &t.irq, be, &t.u) == 0);
+	CHECK(pthread_create(&th, NULL, evl_thread, loop) == 0);
+	wr(&t, 0, 'x');		/* no client: dropped */
+	c1 = tcp_connect(port);
+	CHECK(c1 >= 0);
+	CHECK(write(c1, "hi", 2) == 2);
+	wait_for(&t, 0x01);
+	CHECK_EQ_U64(rd(&t, 0), 'h');
+	wait_for(&t, 0x01);
+	CHECK_EQ_U64(rd(&t, 0), 'i');
+	wr(&t, 0, 'o');
+	wr(&t, 0, 'k');
+	n = read(c1, buf, sizeof buf);
+	CHECK(n >= 1 && buf[0] == 'o');
+	c2 = tcp_connect(port);	/* a second client is turned away */
+	CHECK(c2 >= 0);
+	n = read(c2, buf, sizeof buf);
+	CHECK_EQ_U64(n, 0);
+	close(c2);
+	close(c1);		/* the first leaves: the next may come (once the loop saw EOF) */
+	for (int i = 0; i < 20 && !(rd(&t, 5) & 0x01); i++) {
+		c2 = tcp_connect(port);
+		if (c2 >= 0 && write(c2, "z", 1) == 1)
+			wait_for(&t, 0x01);
+		if (c2 >= 0)
+			close(c2);
+	}
+	CHECK_EQ_U64(rd(&t, 0), 'z');
+	evl_stop(loop);
+	pthread_join(th, NULL);
+	uart_destroy(t.u);
+	evl_destroy(loop);
 }

@@ -74,6 +74,21 @@ void char_backend_input_ready(struct char_backend *be)
 	pthread_mutex_lock(&be->lock);
 	if (be->rx_len > 0 || be->eof)
 		char_watch_locked(be, false);
+	have = be->eof && be->in_fd >= 0;
+	pthread_mutex_unlock(&be->lock);
+	if (have && be->ops->input_closed)
+		be->ops->input_closed(be);
+}
+
+void char_backend_set_input(struct char_backend *be, int fd)
+{
+	pthread_mutex_lock(&be->lock);
+	char_watch_locked(be, false);
+	be->in_fd = fd;
+	be->rx_len = 0;
+	be->eof = fd < 0;
+	if (fd >= 0 && be->rx)
+		char_watch_locked(be, true);
 	pthread_mutex_unlock(&be->lock);
 }
 
@@ -132,10 +147,8 @@ int char_open(const char *spec, struct event_loop *loop, struct char_backend **o
 	}
 	if (strcmp(spec, "stdio") == 0)
 		return char_stdio_open(loop, out, err, errlen);
-	if (strncmp(spec, "tcp=", 4) == 0) {
-		snprintf(err, errlen, "not supported yet: tcp console backend '%s'", spec);
-		return -ENOTSUP;
-	}
+	if (strncmp(spec, "tcp=", 4) == 0)
+		return char_tcp_open(spec + 4, loop, out, err, errlen);
 	if (strncmp(spec, "unix=", 5) == 0) {
 		snprintf(err, errlen, "not supported yet: unix socket console backend '%s'", spec);
 		return -ENOTSUP;

@@ -1,7 +1,8 @@
 /*
- * char.h: character backends behind the UARTs (bhyve-reference.md §2.5): `stdio`, and a host
- * terminal path (a pty; nmdm's role on Linux). `tcp=ADDR:PORT` and `unix=PATH` are recognised
- * and refused as "not supported yet". No backend means output is discarded, nothing arrives.
+ * char.h: character backends behind the UARTs (bhyve-reference.md §2.5): `stdio`, a host
+ * terminal path (a pty; nmdm's role on Linux), and `tcp=IPv4:port` / `tcp=[IPv6]:port` (listens,
+ * one client at a time). `unix=PATH` is refused as "not supported yet". No backend means
+ * output is discarded and nothing arrives.
  *
  * Contract. Threads: char_open/char_close at VM build and teardown; char_write and char_read
  * from any thread (a vCPU thread, typically, holding the device's lock); the rx callback runs
@@ -29,6 +30,8 @@ struct char_backend_ops {
 	/* Write all of buf to the host side (may block briefly); returns len or -errno. */
 	long (*write)(struct char_backend *be, const void *buf, size_t len);
 	void (*close)(struct char_backend *be);
+	/* Optional: the input reached EOF (called on the event-loop thread, no lock held). */
+	void (*input_closed)(struct char_backend *be);
 };
 
 #define CHAR_RXBUF 256
@@ -64,9 +67,15 @@ void char_backend_init(struct char_backend *be, const struct char_backend_ops *o
 		       struct event_loop *loop, int in_fd);
 /* For implementations: the host input is readable (called on the event-loop thread). */
 void char_backend_input_ready(struct char_backend *be);
+/* For implementations: switch the input to fd (-1: none); drops buffered input. */
+void char_backend_set_input(struct char_backend *be, int fd);
 
 /* A host terminal opened by path (tty.c). */
 int char_tty_open(const char *path, struct event_loop *loop, struct char_backend **out,
+		  char *err, size_t errlen);
+
+/* Listening TCP socket, "ADDR:PORT" or "[ADDR6]:PORT", numeric (tcp.c). */
+int char_tcp_open(const char *addr, struct event_loop *loop, struct char_backend **out,
 		  char *err, size_t errlen);
 
 /* stdio backend (stdio.c). */
