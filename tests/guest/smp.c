@@ -1,8 +1,8 @@
 /*
  * smp: start every CPU (cpus=4) with INIT-SIPI-SIPI through a real-mode trampoline at 0x8000
- * (Intel SDM vol. 3 §8.4.4); each CPU adds to shared counters N times with LOCK ADD, LOCK XADD
- * and LOCK CMPXCHG / LOCK CMPXCHG8B retry loops, and the totals must be exact. A plain (non-atomic) spin lock
- * built on XCHG guards one more counter updated with ordinary loads and stores.
+ * (Intel SDM vol. 3 §8.4.4); each CPU adds to shared counters N times with LOCK ADD, LOCK
+ * XADD, and LOCK CMPXCHG / LOCK CMPXCHG8B retry loops, and the totals must be exact. A spin
+ * lock built on XCHG guards one more counter updated with ordinary loads and stores.
  */
 #include "rt.h"
 

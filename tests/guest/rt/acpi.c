@@ -17,7 +17,7 @@ bool acpi_checksum_ok(const void *p, size_t len)
 static uint64_t rsdp_scan(uint64_t from, uint64_t to)
 {
 	for (uint64_t a = from; a < to; a += 16)
-		if (!memcmp((const void *)a, "RSD PTR ", 8) && acpi_checksum_ok((const void *)a, 20))
+		if (!memcmp(PHYS(a), "RSD PTR ", 8) && acpi_checksum_ok(PHYS(a), 20))
 			return a;
 	return 0;
 }
@@ -25,7 +25,7 @@ static uint64_t rsdp_scan(uint64_t from, uint64_t to)
 uint64_t acpi_rsdp(void)
 {
 	uint64_t r = bootinfo.rsdp_paddr;
-	if (r && r < (1ull << 32) && !memcmp((const void *)r, "RSD PTR ", 8))
+	if (r && r < (1ull << 32) && !memcmp(PHYS(r), "RSD PTR ", 8))
 		return r;
 	uint64_t ebda = (uint64_t)*(volatile uint16_t *)PHYS(0x40e) << 4;
 	if (ebda >= 0x80000 && ebda < 0xa0000 && (r = rsdp_scan(ebda, ebda + 1024)))
@@ -37,7 +37,7 @@ static const struct acpi_header *table_at(uint64_t pa)
 {
 	if (!pa || pa >= (1ull << 32))
 		return NULL;
-	const struct acpi_header *h = (const void *)pa;
+	const struct acpi_header *h = PHYS(pa);
 	if (h->length < sizeof(*h) || h->length > (1u << 24) || !acpi_checksum_ok(h, h->length))
 		return NULL;
 	return h;
@@ -48,7 +48,7 @@ const struct acpi_header *acpi_find(const char *sig, int n)
 	uint64_t rp = acpi_rsdp();
 	if (!rp)
 		return NULL;
-	const uint8_t *rsdp = (const void *)rp;
+	const uint8_t *rsdp = PHYS(rp);
 	const struct acpi_header *root = NULL;
 	int esz = 4;
 	if (rsdp[15] >= 2) {

@@ -72,18 +72,32 @@ uint64_t pit_ch2_measure(unsigned ms)
 	return 0;
 }
 
+uint64_t pit_ch2_best(unsigned ms, int runs)
+{
+	uint64_t best = 0;
+	int agree = 0;
+	for (int i = 0; i < runs && agree < 2; i++) {
+		uint64_t t = pit_ch2_measure(ms);
+		if (!t)
+			continue;
+		if (!best || t < best - best / 50) {
+			best = t;
+			agree = 1;
+		} else if (t <= best + best / 50) {
+			agree++;
+			if (t < best)
+				best = t;
+		}
+	}
+	return best;
+}
+
 static uint64_t khz;
 
 uint64_t tsc_khz(void)
 {
 	if (!khz) {
-		/* A late look at the output only adds ticks: keep the shortest of three. */
-		uint64_t t = 0;
-		for (int i = 0; i < 3; i++) {
-			uint64_t m = pit_ch2_measure(10);
-			if (m && (!t || m < t))
-				t = m;
-		}
+		uint64_t t = pit_ch2_best(10, 10);
 		khz = t ? t / 10 : 1000000;
 		if (!t)
 			printf("# PIT channel 2 calibration failed; assuming a 1 GHz TSC\n");
@@ -132,7 +146,8 @@ void pci_write32(int bus, int slot, int fn, int off, uint32_t v)
 	outl(0xcfc, v);
 }
 
-/* ---- SMP ---- */
+#ifdef __x86_64__
+/* ---- SMP (64-bit runtime only) ---- */
 #define TRAMP_BASE 0x8000
 #define AP_STACK 16384
 #define MAX_CPUS 16
@@ -207,3 +222,4 @@ int smp_start_aps(void (*fn)(int idx))
 	}
 	return up;
 }
+#endif

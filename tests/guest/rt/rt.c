@@ -136,7 +136,7 @@ int vsnprintf(char *buf, size_t len, const char *fmt, va_list ap)
 			continue;
 		}
 		case 'd': {
-			int64_t s = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
+			int64_t s = lng > 1 ? va_arg(ap, long long) : lng ? va_arg(ap, long) : va_arg(ap, int);
 			neg = s < 0;
 			v = neg ? -(uint64_t)s : (uint64_t)s;
 			do
@@ -153,7 +153,9 @@ int vsnprintf(char *buf, size_t len, const char *fmt, va_list ap)
 				fmt_put(&o, '0');
 				fmt_put(&o, 'x');
 			} else {
-				v = lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);
+				v = lng > 1   ? va_arg(ap, unsigned long long)
+				    : lng ? va_arg(ap, unsigned long)
+					  : va_arg(ap, unsigned);
 			}
 			do
 				tmp[n++] = "0123456789abcdef"[v % base];

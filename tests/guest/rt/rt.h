@@ -3,6 +3,8 @@
  * CPUID, COM1 output and formatting, the PVH start_info (Xen arch-x86/hvm/start_info.h),
  * ACPI tables (ACPI 6.x §5.2), xAPIC/IOAPIC, IDT/TSS, SMP start-up (INIT-SIPI-SIPI, Intel SDM
  * vol. 3 §8.4), extra 4 KiB mappings, and the "ok/not ok ... RESULT" protocol. No SSE, no libc.
+ * The 32-bit runtime (rt/entry32.S, rt/idt32.c, rt/stubs32.S) shares the parts not marked
+ * 64-bit only: no SMP, no user_call/probes/paging helpers of the 64-bit form.
  */
 #ifndef RT_H
 #define RT_H
@@ -12,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __x86_64__
 /* Segment selectors of the runtime's GDT (entry.S). */
 #define SEL_CODE32 0x08
 #define SEL_CODE64 0x10
@@ -20,6 +23,17 @@
 #define SEL_UDATA 0x3b
 #define SEL_UCODE64 0x43
 #define SEL_TSS 0x48
+#else
+/* Segment selectors of the 32-bit runtime's GDT (entry32.S). */
+#define SEL_CODE32 0x08
+#define SEL_DATA 0x10
+#define SEL_CODE16 0x18
+#define SEL_DATA16 0x20
+#define SEL_UCODE32 0x2b
+#define SEL_UDATA 0x33
+#define SEL_TSS 0x38
+#define SEL_SCRATCH 0x40	/* free for tests: gdt_set(SEL_SCRATCH + 8 * i, ...), i < 8 */
+#endif
 
 #define LAPIC_BASE 0xfee00000ul
 
@@ -56,8 +70,8 @@ static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
 
-#define READ_CR(n) ({ uint64_t v_; __asm__ volatile("mov %%cr" #n ",%0" : "=r"(v_)); v_; })
-#define WRITE_CR(n, v) __asm__ volatile("mov %0,%%cr" #n ::"r"((uint64_t)(v)) : "memory")
+#define READ_CR(n) ({ unsigned long v_; __asm__ volatile("mov %%cr" #n ",%0" : "=r"(v_)); (uint64_t)v_; })
+#define WRITE_CR(n, v) __asm__ volatile("mov %0,%%cr" #n ::"r"((unsigned long)(v)) : "memory")
 
 /* A pointer to physical (= virtual) address a, hidden from the compiler's bounds analysis. */
 #define PHYS(a) ({ uintptr_t p_ = (uintptr_t)(a); __asm__("" : "+r"(p_)); (void *)p_; })
@@ -147,22 +161,37 @@ void halt_forever(void) __attribute__((noreturn));
 /* Measure the TSC over a PIT channel 2 one-shot of `ms` milliseconds through port 0x61;
  * returns the TSC ticks or 0 when the PIT output never rose. */
 uint64_t pit_ch2_measure(unsigned ms);
+/* A late look at the output (the vCPU preempted on a busy host) only adds ticks: the shortest
+ * of up to `runs` measurements, stopping when two agree within 2%. 0 if none succeeded. */
+uint64_t pit_ch2_best(unsigned ms, int runs);
 uint64_t tsc_khz(void);
 void udelay(uint64_t us);
 uint64_t tsc_deadline(uint64_t us);	/* rdtsc value us microseconds from now */
 
 /* ---- interrupts ---- */
+#ifdef __x86_64__
 struct trap_frame {
 	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
 	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
 	uint64_t vector, error;
 	uint64_t rip, cs, rflags, rsp, ss;
 };
+#else
+struct trap_frame {
+	uint32_t edi, esi, ebp, esp_pusha, ebx, edx, ecx, eax;
+	uint32_t es, ds;
+	uint32_t vector, error;
+	uint32_t eip, cs, eflags, esp, ss;	/* esp, ss only from ring 3 */
+};
+/* Write GDT entry sel (8 bytes, raw descriptor). */
+void gdt_set(uint16_t sel, uint64_t desc);
+#endif
 typedef void (*trap_handler)(struct trap_frame *f);
 void idt_init(void);		/* all 256 vectors, DPL 0, no IST; loads the IDT */
 void idt_load(void);		/* on an AP */
 void idt_set_handler(int vec, trap_handler h);
 void idt_set_gate(int vec, int dpl, int ist, bool present);
+#ifdef __x86_64__
 extern uint8_t tss[104];
 /* Install the TSS (rsp0 and IST stacks set by the caller with tss_set). */
 void tss_init(void);
@@ -170,6 +199,16 @@ void tss_set_rsp0(uint64_t rsp);
 void tss_set_ist(int n, uint64_t rsp);
 /* Run fn(arg) in ring 3 (user code/stack); returns fn's value. Vector 0x80 is the way back. */
 uint64_t user_call(uint64_t (*fn)(uint64_t), uint64_t arg);
+#else
+extern uint8_t tss[104];
+void tss_init(void);
+void tss_set_esp0(uint32_t esp);
+/* Run fn(arg) in ring 3 (flat user segments); returns fn's value. Vector 0x80 is the way back. */
+uint32_t user_call(uint32_t (*fn)(uint32_t), uint32_t arg);
+/* 0, or -1 with last_fault set; probe_recover_rip as in the 64-bit form. */
+int probe_read(uint32_t va, uint32_t *val);
+int probe_write(uint32_t va, uint32_t val);
+#endif
 #define USER_RETURN_VECTOR 0x80
 
 /* Probes: set by the #PF/#GP handlers installed by fault_probe_init(). */
@@ -180,14 +219,18 @@ struct fault_info {
 extern volatile struct fault_info last_fault;
 void fault_probe_init(void);	/* #UD, #GP and #PF */
 void fault_probe_vector(int vec);	/* one more vector recovered the same way */
+#ifdef __x86_64__
 int probe_rdmsr(uint32_t msr, uint64_t *val);
 int probe_wrmsr(uint32_t msr, uint64_t val);
+#endif
 /* 0, or -1 with last_fault set, for a read/write/execute ("call") at va, or an MSR access.
  * Other probes: set probe_recover_rip to the resume address before the instruction. */
-extern uint64_t probe_recover_rip;
+extern unsigned long probe_recover_rip;
+#ifdef __x86_64__
 int probe_read(uint64_t va, uint64_t *val);
 int probe_write(uint64_t va, uint64_t val);
 int probe_exec(uint64_t va);
+#endif
 
 /* ---- paging: extra 4 KiB mappings in the upper half of the PML4 (identity map below 4 GiB
  * stays as it is) ---- */
@@ -197,9 +240,11 @@ int probe_exec(uint64_t va);
 #define PTE_A 0x20ull
 #define PTE_D 0x40ull
 #define PTE_NX (1ull << 63)
+#ifdef __x86_64__
 uint64_t *page_pte(uint64_t va);	/* the PTE, creating the tables */
 void map_page(uint64_t va, uint64_t pa, uint64_t flags);
-static inline void invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
+#endif
+static inline void invlpg(unsigned long va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
 /* ---- local APIC (xAPIC MMIO) and IOAPIC ---- */
 static inline uint32_t lapic_read(uint32_t reg) { return mmio_read32(LAPIC_BASE + reg); }
@@ -227,6 +272,7 @@ void ioapic_write(uint32_t base, uint32_t reg, uint32_t v);
 /* Mask and remap the two 8259s (vectors 0x20-0x2f) so they stay out of the way. */
 void pic_disable(void);
 
+#ifdef __x86_64__
 /* ---- SMP ---- */
 /* The CPUs from the MADT, else cmdline "cpus=" with APIC IDs 0..n-1. */
 int smp_cpu_count(void);
@@ -236,6 +282,7 @@ int smp_start_aps(void (*fn)(int idx));
 /* Number of APs that have finished fn. */
 extern volatile int smp_aps_done;
 extern uint32_t smp_apic_ids[64];
+#endif
 
 /* ---- PCI configuration mechanism #1 ---- */
 uint32_t pci_read32(int bus, int slot, int fn, int off);
