@@ -1,10 +1,8 @@
 /*
- * uart.c: a National Semiconductor PC16550D UART (datasheet, "Registers" and "FIFO Interrupt
- * Mode Operation"): RBR/THR, IER, IIR/FCR with 16-byte FIFOs and trigger levels, LCR and the
- * divisor latch, MCR with loopback, LSR, MSR, SCR. Transmission is instantaneous (THR and
- * the shifter are always empty); the character timeout interrupt is reported as soon as the
- * FIFO holds fewer bytes than the trigger level. Modem inputs DCD, DSR and CTS are always
- * asserted (bhyve asserts DCD and DSR). On PCs OUT2 gates the interrupt line; so it does here.
+ * uart.c: a PC16550D UART (datasheet "Registers", "FIFO Interrupt Mode Operation"): RBR/THR,
+ * IER, IIR/FCR with 16-byte FIFOs and trigger levels, LCR and divisor latch, MCR with loopback,
+ * LSR, MSR, SCR. Transmission is instant; the character timeout shows as soon as the FIFO is
+ * below its trigger. DCD, DSR and CTS are always asserted; OUT2 gates the line, as on PCs.
  * Also the `uart` PCI emulation (131F:2000, I/O BAR 0, INTx).
  */
 #include <errno.h>
