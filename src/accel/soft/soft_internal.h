@@ -66,6 +66,7 @@ struct accel_vcpu {
 	uint64_t apic_page;		/* xAPIC page decoded by this vCPU, or UINT64_MAX */
 	uint64_t msr_hwcr, msr_de_cfg;	/* AMD MSRs Linux reads and writes back */
 	bool has_x2apic, has_tsc_deadline;	/* from this vCPU's CPUID leaf 1 */
+	int64_t tsc_offset;		/* WRMSR TSC: this vCPU's TSC minus the VM's */
 	uint8_t cr8_seen;		/* CR8 as last synchronised with the LAPIC's TPR */
 	struct emu_state scratch;
 };

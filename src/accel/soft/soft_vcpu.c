@@ -22,6 +22,7 @@
 #define RFLAGS_IF (1ull << 9)
 
 /* AMD MSRs Linux touches on family 15 (softcpu.md §3.2). */
+#define MSR_TSC 0x10
 #define MSR_PATCH_LEVEL 0x8b
 #define MSR_MCG_CAP 0x179
 #define MSR_AMD_HWCR 0xc0010015
@@ -172,6 +173,13 @@ static void update_apic_page(struct accel_vcpu *v)
 	v->apic_page = lapic_mmio_base(v->lapic, &base) ? base : UINT64_MAX;
 }
 
+static uint64_t bus_tsc(void *opaque)
+{
+	struct accel_vcpu *v = opaque;
+
+	return soft_tsc(v->acc, soft_now(v->acc)) + (uint64_t)v->tsc_offset;
+}
+
 static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 {
 	struct accel_vcpu *v = opaque;
@@ -184,6 +192,25 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 		r = lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
 		update_apic_page(v);
 		return r;
+	case MSR_TSC:
+		/* reads are the interpreter's (bus.tsc); a write moves this vCPU's TSC */
+		if (write)
+			v->tsc_offset = (int64_t)(*val - soft_tsc(v->acc, soft_now(v->acc)));
+		else
+			*val = bus_tsc(v);
+		return 0;
+	case LAPIC_MSR_TSC_DEADLINE: {
+		/* the LAPIC counts in the VM's TSC; the guest in its own */
+		uint64_t d;
+
+		if (!v->has_tsc_deadline)
+			return -1;
+		d = write && *val ? *val - (uint64_t)v->tsc_offset : *val;
+		r = lapic_msr(v->lapic, index, write, &d, soft_now(v->acc));
+		if (!write)
+			*val = d ? d + (uint64_t)v->tsc_offset : 0;
+		return r;
+	}
 	case MSR_PATCH_LEVEL:
 		if (!write)
 			*val = 0;
@@ -209,17 +236,9 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 	default:
 		break;
 	}
-	if ((index == LAPIC_MSR_TSC_DEADLINE && v->has_tsc_deadline) ||
-	    (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST))
+	if (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST)
 		return lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
 	return -1;
-}
-
-static uint64_t bus_tsc(void *opaque)
-{
-	struct accel_vcpu *v = opaque;
-
-	return soft_tsc(v->acc, soft_now(v->acc));
 }
 
 /* ---- create and state ---- */
@@ -255,6 +274,7 @@ int soft_vcpu_create(struct accel *acc, int index, struct accel_vcpu **out)
 	update_apic_page(v);
 	v->has_x2apic = v->has_tsc_deadline = true;	/* the supported set, until set_cpuid */
 	v->cr8_seen = 0;
+	v->tsc_offset = 0;
 	v->created = true;
 	v->wait_sipi = false;
 	v->halted = false;
