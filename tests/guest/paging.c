@@ -34,7 +34,7 @@ static void expect_fault(const char *name, int r, uint64_t err, uint64_t cr2)
 	      err, last_fault.cr2, cr2);
 }
 
-static uint64_t *upper_entry(uint64_t va, int level)
+static volatile uint64_t *upper_entry(uint64_t va, int level)
 {
 	extern uint64_t pml4[512];
 	uint64_t *t = pml4;
@@ -57,7 +57,7 @@ void test_main(void)
 	      *(volatile uint64_t *)PA(0));
 
 	/* accessed and dirty */
-	uint64_t *pte = page_pte(VA(0));
+	volatile uint64_t *pte = page_pte(VA(0));
 	*pte = PA(0) | PTE_P | PTE_W;
 	*upper_entry(VA(0), 2) &= ~PTE_A;
 	*upper_entry(VA(0), 3) &= ~PTE_A;
