@@ -164,7 +164,7 @@ static inline uint64_t emu_ea_off(const struct emu_cpu *cpu, const struct emu_in
 	uint64_t a = (uint64_t)op->disp;
 
 	if (op->base != EMU_REG_NONE)
-		a += op->rip_rel ? cpu->st.rip : cpu->st.gpr[op->base];
+		a += op->rip_rel ? cpu->insn_rip + in->len : cpu->st.gpr[op->base];
 	if (op->index != EMU_REG_NONE)
 		a += cpu->st.gpr[op->index] * op->scale;
 	return a & emu_size_mask(in->addrsize);
