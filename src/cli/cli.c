@@ -32,7 +32,7 @@ static const struct option cli_longopts[] = {
 void cli_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: khyve [-aCDeHhPSuWwxY] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
+		"Usage: khyve [-aACDeHhIPSuWwxY] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
 		"             [-f name,{string|file}=data] [-G [w][address:]port] [-k config_file]\n"
 		"             [-K layout] [-l lpcdev[,conf]] [-m memsize[K|M|G|T]] [-n numa-spec]\n"
 		"             [-o key=value] [-p vcpu:hostcpu] [-r file]\n"

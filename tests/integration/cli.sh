@@ -24,11 +24,11 @@ run_cli() {
 	fi
 }
 
-run_cli help 0 'usage' -- -h
-run_cli long_help 0 'usage' -- --help
+run_cli help 0 '[Uu]sage' -- -h
+run_cli long_help 0 '[Uu]sage' -- --help
 run_cli s_help 0 '^hostbridge$' -- -s help
 run_cli l_help 0 '^com1$' -- -l help
-run_cli unknown_flag 1 'usage' -- -Z vm
+run_cli unknown_flag 1 '[Uu]sage' -- -Z vm
 run_cli unknown_device 4 "nosuchdev" -- -s 0,nosuchdev vm
 run_cli bad_slot 4 "40" -- -s 40,hostbridge vm
 run_cli duplicate_slot 4 'already occupied' -- -s 0,hostbridge -s 0:0,hostbridge vm
