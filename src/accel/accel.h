@@ -71,6 +71,8 @@ struct accel_config {
 	uint64_t tsc_hz;	/* software CPU: fixed TSC frequency (0 = default 1 GHz) */
 	bool x2apic;		/* start local APICs in x2APIC-capable mode (CPUID decides) */
 	const uint32_t *apic_ids;	/* ncpus initial APIC IDs (cpuid_apic_id); NULL: index */
+	bool ignore_msrs;	/* -w (x86.strictmsr=false): unknown MSRs read 0, writes dropped */
+	bool verbose_msrs;	/* x86.verbosemsr: log accesses to unknown MSRs on stderr */
 };
 
 /* Why accel_vcpu_run() returned. PIO and MMIO never show up here: they go to accel_io_ops. */

@@ -182,8 +182,13 @@ static int vm_create_accel(struct cfg_node *root, struct vm *vm)
 		.apic_ids = vm->apic_ids,
 	};
 	char err[256] = "";
+	bool strictmsr;
 	int ret;
 
+	if (vm_get_bool(root, "x86.strictmsr", true, &strictmsr) ||
+	    vm_get_bool(root, "x86.verbosemsr", false, &ac.verbose_msrs))
+		return -EINVAL;
+	ac.ignore_msrs = !strictmsr;
 	if (!kind || strcmp(kind, "auto") == 0)
 		ac.kind = ACCEL_AUTO;
 	else if (strcmp(kind, "kvm") == 0)

@@ -28,6 +28,7 @@ struct accel {
 	int ncpus;
 	const struct accel_io_ops *io;
 	uint32_t *apic_ids;
+	bool ignore_msrs, verbose_msrs;	/* unknown MSRs exit to us (-w, x86.verbosemsr) */
 	pthread_mutex_t slot_lock;
 	struct kvm_slot slots[KVM_MAX_SLOTS];
 	int nslots;

@@ -424,6 +424,27 @@ static int kvm_handle_mmio(struct accel_vcpu *v)
 }
 
 /*
+ * An MSR KVM does not know: with -w it reads as 0 and writes are dropped; otherwise (only
+ * x86.verbosemsr asked for the exit) the guest gets the #GP it would have had.
+ */
+static void kvm_handle_msr(struct accel_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+
+	if (v->accel->verbose_msrs && write)
+		fprintf(stderr, "khyve: vcpu %d: write 0x%llx to unknown MSR 0x%x (%s)\n",
+			v->index, (unsigned long long)run->msr.data, run->msr.index,
+			v->accel->ignore_msrs ? "ignored" : "#GP");
+	else if (v->accel->verbose_msrs)
+		fprintf(stderr, "khyve: vcpu %d: read of unknown MSR 0x%x (%s)\n", v->index,
+			run->msr.index, v->accel->ignore_msrs ? "0" : "#GP");
+	run->msr.error = v->accel->ignore_msrs ? 0 : 1;
+	if (!write)
+		run->msr.data = 0;
+}
+
+/*
  * Report ACCEL_EXIT_HALTED while the vCPU is stuck, and once (as KICKED) when it was and no
  * longer is, so the machine's count of halted vCPUs stays true.
  */
@@ -478,6 +499,10 @@ int kvm_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 		case KVM_EXIT_MMIO:
 			ret = kvm_handle_mmio(v);
 			break;
+		case KVM_EXIT_X86_RDMSR:
+		case KVM_EXIT_X86_WRMSR:
+			kvm_handle_msr(v);
+			continue;
 		case KVM_EXIT_INTR:
 			if (kvm_interrupted(v, exit))
 				return 0;

@@ -189,6 +189,24 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 		return kvm_fail(a, err, errlen, ret, "KVM_SET_GSI_ROUTING");
 	if (ioctl(a->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return kvm_fail(a, err, errlen, -errno, "KVM_CREATE_PIT2");
+	if (cfg->ignore_msrs || cfg->verbose_msrs) {
+		/* Unknown MSRs come to kvm_vcpu.c instead of raising #GP in the guest. */
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_X86_USER_SPACE_MSR,
+			.args[0] = KVM_MSR_EXIT_REASON_UNKNOWN,
+		};
+
+		if (!kvm_check_cap(a->vm_fd, KVM_CAP_X86_USER_SPACE_MSR)) {
+			snprintf(err, errlen, "this KVM lacks KVM_CAP_X86_USER_SPACE_MSR (%s)",
+				 cfg->ignore_msrs ? "-w" : "x86.verbosemsr");
+			kvm_close(a);
+			return -ENOTSUP;
+		}
+		if (ioctl(a->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			return kvm_fail(a, err, errlen, -errno, "KVM_CAP_X86_USER_SPACE_MSR");
+		a->ignore_msrs = cfg->ignore_msrs;
+		a->verbose_msrs = cfg->verbose_msrs;
+	}
 	*out = a;
 	return 0;
 }
