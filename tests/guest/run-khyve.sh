@@ -7,21 +7,20 @@ khyve=${1:?usage: run-khyve.sh KHYVE [BUILD_DIR [ACCEL [NAME...]]]}
 build=${2:-$here/../../build/guest}
 accel=${3:-soft}
 if [ $# -gt 3 ]; then shift 3; else set --; fi
+names=$*
 pass=0 fail=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-while IFS='|' read -r name image cpus mem cmdline kexit _qcmd _qargs _qexit _known; do
+while IFS='|' read -r name image cpus mem cmdline kexit _qcmd _qargs _qexit _known kargs; do
 	case $name in ''|'#'*) continue ;; esac
-	if [ $# -gt 0 ]; then
-		want=0
-		for n in "$@"; do [ "$n" = "$name" ] && want=1; done
-		[ $want = 1 ] || continue
-	fi
+	case " $names " in "  ") ;; *" $name "*) ;; *) continue ;; esac
 	case $image in
 	*.bin) set -- -l "bootrom,$build/$image" ;;
 	*) set -- -A -o "boot.kernel=$build/$image" ;;
 	esac
 	[ -n "$cmdline" ] && set -- "$@" -o "boot.cmdline=$cmdline"
+	# shellcheck disable=SC2086
+	[ -n "$kargs" ] && set -- $kargs "$@"
 	timeout 60 "$khyve" -o "accel=$accel" -c "$cpus" -m "$mem" -s 0,hostbridge -s 31,lpc \
 		-l com1,stdio "$@" testvm </dev/null >"$out" 2>&1
 	rc=$?

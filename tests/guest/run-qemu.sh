@@ -8,7 +8,7 @@ build=${1:-$here/../../build/guest}
 pass=0 fail=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-while IFS='|' read -r name image cpus mem cmdline _kexit qcmd qargs qexit known; do
+while IFS='|' read -r name image cpus mem cmdline _kexit qcmd qargs qexit known _kargs; do
 	case $name in ''|'#'*) continue ;; esac
 	if [ $# -gt 0 ]; then
 		want=0
@@ -16,6 +16,7 @@ while IFS='|' read -r name image cpus mem cmdline _kexit qcmd qargs qexit known;
 		[ $want = 1 ] || continue
 	fi
 	[ -n "$qcmd" ] && cmdline=$qcmd
+	[ "$cmdline" = - ] && cmdline=
 	case $qargs in *-smp*) smp= ;; *) smp="-smp $cpus" ;; esac
 	case $image in
 	*.bin) boot="-bios $build/$image" ;;
