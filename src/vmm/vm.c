@@ -437,6 +437,9 @@ static int vm_map_memory(struct vm *vm)
 	return 0;
 }
 
+/* SIGTERM: only an eventfd write here; the loop thread presses the button. */
+static int vm_term_fd = -1;
+
 int vm_build(struct cfg_node *root, struct vm **out)
 {
 	const char *name = cfg_get(root, "name");
@@ -522,8 +525,11 @@ void vm_destroy(struct vm *vm)
 	evl_destroy(vm->loop);
 	io_bus_destroy(vm->io);
 	gm_destroy(vm->mem);
-	if (vm->term_fd >= 0)
+	if (vm->term_fd >= 0) {
+		signal(SIGTERM, SIG_DFL);
+		vm_term_fd = -1;
 		close(vm->term_fd);
+	}
 	pthread_cond_destroy(&vm->start_cond);
 	pthread_mutex_destroy(&vm->start_lock);
 	free(vm->vcpus);
@@ -582,8 +588,6 @@ void vm_press_power_button(struct vm *vm)
 	platform_power_button(vm->platform);
 }
 
-/* SIGTERM: only an eventfd write here; the loop thread presses the button. */
-static int vm_term_fd = -1;
 
 static void vm_sigterm(int sig)
 {

@@ -4,6 +4,7 @@
  * reach blocked vCPUs, port I/O reaches the io bus, strict I/O stops the VM, -p CPU lists.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "accel/accel_impl.h"
 #include "config/config.h"
+#include "dev/platform.h"
 #include "unit.h"
 #include "util/event_loop.h"
 #include "vmm/guest_mem.h"
@@ -20,7 +22,7 @@
 /* What each fake vCPU does on each accel_vcpu_run call. */
 enum step {
 	S_END,		/* block until kicked, then KICKED (forever) */
-	S_OUT80,	/* OUT to port 0x80, then continue the script */
+	S_OUTB,	/* OUT to port 0x510, then continue the script */
 	S_IN_UNCLAIMED,	/* IN from port 0x1234: all ones, or strict I/O stops */
 	S_HALT,		/* return HALTED */
 	S_POWEROFF,
@@ -112,9 +114,9 @@ static int fake_run(struct accel_vcpu *av, struct accel_exit *ex)
 		if (s != S_END)
 			v->pc++;
 		switch (s) {
-		case S_OUT80:
+		case S_OUTB:
 			val = 0x42;
-			if (io->pio(io->opaque, v->index, 0x80, 1, true, &val) < 0)
+			if (io->pio(io->opaque, v->index, 0x510, 1, true, &val) < 0)
 				goto kicked;
 			continue;
 		case S_IN_UNCLAIMED:
@@ -160,8 +162,14 @@ static void fake_destroy(struct accel *a)
 	free(a);
 }
 
+static int fake_irq_line(struct accel *a, unsigned gsi, bool level)
+{
+	return 0;
+}
+
 static const struct accel_impl fake_impl = {
 	.name = "fake",
+	.irq_line = fake_irq_line,
 	.destroy = fake_destroy,
 	.vcpu_create = fake_vcpu_create,
 	.vcpu_destroy = fake_vcpu_destroy,
@@ -176,9 +184,9 @@ static const struct accel_impl fake_impl = {
 static struct rec {
 	int writes;
 	uint64_t last;
-} port80;
+} dbgport;
 
-static void port80_handler(void *opaque, uint64_t offset, unsigned size, bool write,
+static void dbgport_handler(void *opaque, uint64_t offset, unsigned size, bool write,
 			   uint64_t *val)
 {
 	struct rec *r = opaque;
@@ -211,7 +219,7 @@ static struct vm *fake_vm(int ncpus, const enum step *const *scripts)
 	gm_create(&vm->mem, 1 << 20);
 	io_bus_create(&vm->io);
 	evl_create(&vm->loop);
-	io_bus_register(vm->io, IO_SPACE_PIO, 0x80, 1, port80_handler, &port80, "post");
+	io_bus_register(vm->io, IO_SPACE_PIO, 0x510, 1, dbgport_handler, &dbgport, "debug");
 	vm->io_ops = (struct accel_io_ops){ .opaque = vm, .pio = vcpu_pio, .mmio = vcpu_mmio };
 	a->common.impl = &fake_impl;
 	a->common.kind = ACCEL_SOFT;
@@ -238,13 +246,13 @@ static int run_script(int ncpus, const enum step *const *scripts)
 
 TEST(poweroff_after_port_io)
 {
-	static const enum step s0[] = { S_OUT80, S_OUT80, S_POWEROFF, S_END };
+	static const enum step s0[] = { S_OUTB, S_OUTB, S_POWEROFF, S_END };
 	static const enum step *const sc[] = { s0 };
 
-	port80.writes = 0;
+	dbgport.writes = 0;
 	CHECK_EQ_U64(run_script(1, sc), VM_EXIT_POWEROFF);
-	CHECK_EQ_U64(port80.writes, 2);
-	CHECK_EQ_U64(port80.last, 0x42);
+	CHECK_EQ_U64(dbgport.writes, 2);
+	CHECK_EQ_U64(dbgport.last, 0x42);
 }
 
 TEST(exit_codes)
@@ -274,7 +282,7 @@ TEST(halt_needs_every_vcpu)
 				h1[] = { S_KICKED, S_KICKED, S_HALT, S_END };
 	static const enum step *const both[] = { h0, h1 };
 	/* vCPU 0 halts, vCPU 1 was halted but woke (KICKED) and powers off. */
-	static const enum step w0[] = { S_HALT, S_END }, w1[] = { S_OUT80, S_POWEROFF, S_END };
+	static const enum step w0[] = { S_HALT, S_END }, w1[] = { S_OUTB, S_POWEROFF, S_END };
 	static const enum step *const woke[] = { w0, w1 };
 
 	CHECK_EQ_U64(run_script(2, both), VM_EXIT_HALT);
@@ -426,4 +434,31 @@ TEST(build_accel_kvm_names_the_cause)
 	CHECK(vm == NULL);
 	CHECK(strncmp(msg, "khyve: accel=kvm: ", 18) == 0);
 	CHECK(strstr(msg, "/dev/kvm") != NULL);
+}
+
+/* SIGTERM presses the ACPI power button from the event loop: PM1a_STS.PWRBTN_STS is set. */
+TEST(sigterm_presses_the_power_button)
+{
+	static const enum step s0[] = { S_END };
+	static const enum step *const sc[] = { s0 };
+	struct vm *vm = fake_vm(1, sc);
+	uint64_t sts = 0;
+	pthread_t t;
+
+	cfg_reset();
+	CHECK(platform_create(vm, cfg_root(), &vm->platform) == 0);
+	CHECK(pthread_create(&t, NULL, run_thread, vm) == 0);
+	while (!atomic_load(&vm->vcpus[0].accel))
+		usleep(1000);
+	CHECK(raise(SIGTERM) == 0);
+	for (int i = 0; i < 2000 && !(sts & 0x100); i++) {
+		usleep(1000);
+		io_bus_access(vm->io, IO_SPACE_PIO, PLATFORM_PM1A_EVT, 2, false, &sts);
+	}
+	CHECK(sts & 0x100);
+	CHECK_EQ_U64(atomic_load(&vm->exit_code), -1);
+	vm_request_exit(vm, VM_EXIT_POWEROFF);
+	pthread_join(t, NULL);
+	CHECK_EQ_U64(atomic_load(&vm->exit_code), VM_EXIT_POWEROFF);
+	vm_destroy(vm);
 }
