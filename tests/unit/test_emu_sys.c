@@ -611,3 +611,167 @@ TEST(emu_sys_msrs)
 	CHECK_EQ_U64(vm.st.gpr[EMU_RDX], 0x00070406);
 	vm_end(&vm);
 }
+
+/* 32-bit protected mode at CPL 0 with the 32-bit IDT, flat segments, no paging. */
+static void prot32_state(struct emu_state *st)
+{
+	emu_reset_state(st);
+	st->cr0 = 0x11;
+	st->gdtr_base = GDT;
+	st->gdtr_limit = 0x5f;
+	st->idtr_base = IDT;
+	st->idtr_limit = 0x7ff;
+	st->ldtr = (struct emu_seg){ .attr = 1u << 16 };
+	seg(&st->seg[EMU_CS], 0x40, 0xc09b);
+	for (int i = 0; i < EMU_NSREGS; i++)
+		if (i != EMU_CS)
+			seg(&st->seg[i], 0x10, 0xc093);
+	st->gpr[EMU_RSP] = 0x8000;
+	st->rip = CODE;
+	for (int v = 0; v < 256; v++)
+		gate32(v, true);
+}
+
+#define TSS32 0x4000
+
+/* A 32-bit TSS at 0x50 with ESP0/SS0 and an I/O bitmap allowing port 0x71 only. */
+static void tss32(void)
+{
+	uint32_t esp0 = STACK0, ss0 = 0x10;
+	uint16_t iomap = 0x68;
+
+	put64(GDT + 0x50, 0x0000890000000000ull | ((uint64_t)TSS32 << 16) | (0x68 + 8192 + 1));
+	memcpy(ram + TSS32 + 4, &esp0, 4);
+	memcpy(ram + TSS32 + 8, &ss0, 4);
+	memcpy(ram + TSS32 + 0x66, &iomap, 2);
+	memset(ram + TSS32 + 0x68, 0xff, 8193);
+	ram[TSS32 + 0x68 + 0x71 / 8] &= ~(1u << (0x71 % 8));
+}
+
+TEST(emu_sys_prot32_far_call_ltr_lar_lsl)
+{
+	static const uint8_t code[] = {
+		0x9a, 0x00, 0x01, 0x10, 0x00, 0x40, 0x00,	/* call far 0x40:0x100100 */
+		0x66, 0xb8, 0x50, 0x00, 0x0f, 0x00, 0xd8,	/* mov ax,0x50; ltr ax */
+		0x66, 0x0f, 0x00, 0xc9,				/* str cx */
+		0x66, 0xb8, 0x23, 0x00,				/* mov ax,0x23 */
+		0x0f, 0x02, 0xd8, 0x0f, 0x03, 0xd0, 0xf4,	/* lar ebx,eax; lsl edx,eax; hlt */
+	};
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	ram[0x100100] = 0xcb;	/* retf */
+	tss32();
+	prot32_state(&vm.st);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), -1);
+	CHECK_EQ_U64(vm.st.rip, CODE + sizeof code);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], 0x8000);
+	CHECK_EQ_U64(get64(0x8000 - 8) & 0xffffffff, CODE + 7);	/* pushed EIP */
+	CHECK_EQ_U64(ram[GDT + 0x50 + 5], 0x8b);	/* TSS busy */
+	CHECK_EQ_U64(vm.st.tr.sel, 0x50);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RCX] & 0xffff, 0x50);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RBX], 0x00c0f300);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RDX], 0xffffffff);
+	CHECK(vm.st.rflags & 0x40);	/* ZF */
+	vm_end(&vm);
+}
+
+TEST(emu_sys_prot32_ring3_io_bitmap_and_4m_page)
+{
+	static const uint8_t code[] = { 0xe4, 0x71, 0xe4, 0x70 };	/* in al,0x71; in al,0x70 */
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	tss32();
+	put64(0x20000, 0x87);	/* PDE 0: 4 MiB page, U, RW, P */
+	prot32_state(&vm.st);
+	vm.st.cr0 |= 0x80000000;
+	vm.st.cr4 = 0x10;	/* PSE */
+	vm.st.cr3 = 0x20000;
+	vm.st.tr = (struct emu_seg){ .sel = 0x50, .base = TSS32, .limit = 0x68 + 8192,
+				     .attr = 0x8b };
+	seg(&vm.st.seg[EMU_CS], 0x1b, 0xc0fb);
+	for (int i = 0; i < EMU_NSREGS; i++)
+		if (i != EMU_CS)
+			seg(&vm.st.seg[i], 0x23, 0xc0f3);
+	vm.st.gpr[EMU_RSP] = STACK3;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RAX] & 0xff, 0xff);	/* the allowed IN ran */
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], STACK0 - 24);
+	CHECK_EQ_U64(get64(STACK0 - 24) & 0xffffffff, 0);	/* error code */
+	CHECK_EQ_U64(get64(STACK0 - 20) & 0xffffffff, CODE + 2);	/* EIP */
+	CHECK_EQ_U64(get64(STACK0 - 16) & 0xffff, 0x1b);	/* CS */
+	CHECK_EQ_U64(get64(STACK0 - 8) & 0xffffffff, STACK3);	/* ESP */
+	CHECK_EQ_U64(get64(STACK0 - 4) & 0xffff, 0x23);	/* SS */
+	CHECK_EQ_U64(vm.st.seg[EMU_SS].sel, 0x10);
+	CHECK(get64(0x20000) & 0x20);	/* accessed */
+	vm_end(&vm);
+}
+
+TEST(emu_sys_fpu_sse_state)
+{
+	static const uint8_t code[] = {
+		0xdb, 0xe3,					/* fninit */
+		0xd9, 0x3c, 0x25, 0x00, 0x50, 0x00, 0x00,	/* fnstcw [0x5000] */
+		0x0f, 0xae, 0x14, 0x25, 0x04, 0x50, 0x00, 0x00,	/* ldmxcsr [0x5004] */
+		0x0f, 0xae, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00,	/* fxsave [0x6000] */
+		0x0f, 0xae, 0x1c, 0x25, 0x08, 0x50, 0x00, 0x00,	/* stmxcsr [0x5008] */
+		0xdf, 0xe0, 0xf4,				/* fnstsw ax; hlt */
+		0x0f, 0xae, 0x14, 0x25, 0x0c, 0x50, 0x00, 0x00,	/* ldmxcsr [0x500c] */
+	};
+	uint32_t mx = 0x9fc0, bad = 0x10000;
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	memcpy(ram + 0x5004, &mx, 4);
+	memcpy(ram + 0x500c, &bad, 4);
+	long_state(&vm.st, 0);
+	vm.st.cr4 |= 0x600;	/* OSFXSR OSXMMEXCPT */
+	vm.st.gpr[EMU_RAX] = 0x1234;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), -1);
+	CHECK_EQ_U64(ram[0x5000] | ram[0x5001] << 8, 0x37f);
+	CHECK_EQ_U64(ram[0x6000] | ram[0x6001] << 8, 0x37f);	/* FXSAVE FCW */
+	CHECK_EQ_U64(get64(0x6000 + 24) & 0xffffffff, 0x9fc0);	/* MXCSR */
+	CHECK_EQ_U64(get64(0x6000 + 24) >> 32, 0xffff);	/* MXCSR_MASK */
+	CHECK_EQ_U64(get64(0x5008) & 0xffffffff, 0x9fc0);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RAX] & 0xffff, 0);	/* FSW */
+	/* Reserved MXCSR bit: #GP(0). */
+	vm.st.rip = CODE + sizeof code - 8;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 13);
+	vm_end(&vm);
+
+	/* CR0.TS: x87 and SSE state instructions raise #NM; without OSFXSR LDMXCSR is #UD. */
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 0);
+	vm.st.cr0 |= 8;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 7);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 6);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), CODE + 9);	/* the LDMXCSR */
+	vm_end(&vm);
+
+	/* x87 arithmetic stops with a clear error instead of computing something wrong. */
+	static const uint8_t fadd[] = { 0xd8, 0xc1 };
+
+	vm_start(&vm);
+	put_bytes(CODE, fadd, sizeof fadd);
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_UNSUPPORTED);
+	CHECK(strstr(emu_last_error(vm.cpu), "x87") != NULL);
+	CHECK(strstr(emu_last_error(vm.cpu), "d8 c1") != NULL);
+	vm_end(&vm);
+}

@@ -353,7 +353,8 @@ int emu_deliver_pending_fault(struct emu_cpu *cpu)
 
 	cpu->fault.pending = false;
 	if (!f.pending)
-		return EMU_OK;
+		return emu_unsupported(cpu, "internal error: a handler reported a fault "
+					    "without raising one");
 	return emu_deliver(cpu, f.vector, EMU_EVT_EXCEPTION, f.error_code,
 			   f.has_error && cpu->mode != EMU_MODE_REAL, cpu->st.rip);
 }

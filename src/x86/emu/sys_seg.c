@@ -459,7 +459,7 @@ static int exec_sldt_str(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /*
- * Descriptor for LAR/LSL/VERR/VERW without faulting on a bad selector: 1 found, 0 not
+ * Descriptor for LAR/LSL/VERR/VERW without faulting on a bad selector: 0 found, -1 not
  * accessible (ZF=0), EMU_FAULT for a fault reading the table itself.
  */
 static int probe_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t d[2])
@@ -467,14 +467,14 @@ static int probe_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t d[2])
 	uint64_t limit = (sel & 4) ? cpu->st.ldtr.limit : cpu->st.gdtr_limit;
 
 	if (!(sel & 0xfffc))
-		return 0;
+		return -1;
 	if ((sel & 4) && (cpu->st.ldtr.attr & EMU_SEG_ATTR_UNUSABLE))
-		return 0;
+		return -1;
 	if ((uint64_t)(sel & ~7u) + 7 > limit)
-		return 0;
+		return -1;
 	if (emu_desc_read(cpu, sel, d, false, EMU_GP, 0))
 		return EMU_FAULT;
-	return 1;
+	return 0;
 }
 
 static bool priv_ok(const struct emu_cpu *cpu, uint16_t sel, uint64_t d)
@@ -502,7 +502,7 @@ static int exec_lar_lsl(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (r == EMU_FAULT)
 		return r;
 	type = (d[0] >> 40) & 0x1f;
-	ok = r == 1 && priv_ok(cpu, v, d[0]);
+	ok = r == 0 && priv_ok(cpu, v, d[0]);
 	if (ok && !(type & 0x10)) {
 		if (lm)
 			ok = type == 2 || type == 9 || type == 11 || (lar && type == 12);
@@ -545,7 +545,7 @@ static int exec_verr_verw(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (r == EMU_FAULT)
 		return r;
 	type = (d[0] >> 40) & 0x1f;
-	ok = r == 1 && (type & 0x10) && priv_ok(cpu, v, d[0]);
+	ok = r == 0 && (type & 0x10) && priv_ok(cpu, v, d[0]);
 	if (ok)
 		ok = w ? (type & 0x1a) == 0x12 : (!(type & 8) || (type & 2));
 	set_zf(cpu, ok);
