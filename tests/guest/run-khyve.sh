@@ -14,6 +14,10 @@ trap 'rm -f "$out"' EXIT
 while IFS='|' read -r name image cpus mem cmdline kexit _qcmd _qargs _qexit _known kargs; do
 	case $name in ''|'#'*) continue ;; esac
 	case " $names " in "  ") ;; *" $name "*) ;; *) continue ;; esac
+	topo=$cpus
+	for tok in $cmdline; do
+		case $tok in sockets=* | cores=* | threads=*) topo="$topo,$tok" ;; esac
+	done
 	case $image in
 	*.bin) set -- -l "bootrom,$build/$image" ;;
 	*) set -- -A -o "boot.kernel=$build/$image" ;;
@@ -21,7 +25,7 @@ while IFS='|' read -r name image cpus mem cmdline kexit _qcmd _qargs _qexit _kno
 	[ -n "$cmdline" ] && set -- "$@" -o "boot.cmdline=$cmdline"
 	# shellcheck disable=SC2086
 	[ -n "$kargs" ] && set -- $kargs "$@"
-	timeout 60 "$khyve" -o "accel=$accel" -c "$cpus" -m "$mem" -s 0,hostbridge -s 31,lpc \
+	timeout 60 "$khyve" -o "accel=$accel" -c "$topo" -m "$mem" -s 0,hostbridge -s 31,lpc \
 		-l com1,stdio "$@" testvm </dev/null >"$out" 2>&1
 	rc=$?
 	set --

@@ -17,7 +17,11 @@ while IFS='|' read -r name image cpus mem cmdline _kexit qcmd qargs qexit known 
 	fi
 	[ -n "$qcmd" ] && cmdline=$qcmd
 	[ "$cmdline" = - ] && cmdline=
-	case $qargs in *-smp*) smp= ;; *) smp="-smp $cpus" ;; esac
+	topo=$cpus
+	for tok in $cmdline; do
+		case $tok in sockets=* | cores=* | threads=*) topo="$topo,$tok" ;; esac
+	done
+	case $qargs in *-smp*) smp= ;; *) smp="-smp $topo" ;; esac
 	case $image in
 	*.bin) boot="-bios $build/$image" ;;
 	*) boot="-kernel $build/$image" ;;
