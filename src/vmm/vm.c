@@ -662,13 +662,14 @@ int vm_run(struct vm *vm)
 	pthread_cond_broadcast(&vm->start_cond);
 	pthread_mutex_unlock(&vm->start_lock);
 
+	/*
+	 * Always enter the loop: it returns only once vm_request_exit has kicked every vCPU
+	 * (evl_stop comes last there), so no thread is joined while a kick may still reach it.
+	 */
+	ret = evl_run(vm->loop);
 	if (atomic_load(&vm->exit_code) < 0) {
-		ret = evl_run(vm->loop);
-		if (atomic_load(&vm->exit_code) < 0) {
-			fprintf(stderr, "khyve: the event loop failed: %s\n",
-				strerror(ret < 0 ? -ret : EIO));
-			vm_request_exit(vm, VM_EXIT_ERROR);
-		}
+		fprintf(stderr, "khyve: the event loop failed: %s\n", strerror(ret < 0 ? -ret : EIO));
+		vm_request_exit(vm, VM_EXIT_ERROR);
 	}
 	for (int i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i].started)
