@@ -28,13 +28,26 @@
 
 static uint8_t *ram;
 
+/* Page of the 4 MiB that is MMIO instead of RAM (0 = none), and a log of MMIO accesses. */
+static uint64_t mmio_page;
+static struct {
+	uint64_t gpa, val;
+	unsigned size;
+	bool write;
+} mmio_log[16];
+static int mmio_n;
+
 static uint8_t *bus_page(void *o, uint64_t gpa, bool write)
 {
+	if (mmio_page && (gpa & ~0xfffull) == mmio_page)
+		return NULL;
 	return gpa < RAM_SIZE ? ram + (gpa & ~0xfffull) : NULL;
 }
 
 static int bus_mmio(void *o, uint64_t gpa, unsigned size, bool write, uint64_t *val)
 {
+	if (mmio_n < 16)
+		mmio_log[mmio_n++] = (typeof(mmio_log[0])){ gpa, write ? *val : 0, size, write };
 	if (!write)
 		*val = ~0ull;
 	return 0;
@@ -773,5 +786,104 @@ TEST(emu_sys_fpu_sse_state)
 	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_UNSUPPORTED);
 	CHECK(strstr(emu_last_error(vm.cpu), "x87") != NULL);
 	CHECK(strstr(emu_last_error(vm.cpu), "d8 c1") != NULL);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_unreal_mode_and_real_mode_int)
+{
+	/* Real mode: PE on, FS <- 0x48 (limit 4 KiB), GS <- 0x10 (4 GiB), PE off, reload both
+	 * selectors with 0; GS:[0x200000] works (unreal), INT 0x21 -> ISR sets DL, IRET;
+	 * FS:[0x200000] is beyond the kept 4 KiB limit: #GP through the IVT. */
+	static const uint8_t code[] = {
+		0xfa, 0x66, 0x0f, 0x01, 0x16, 0x00, 0x0f, 0x0f, 0x20, 0xc0, 0x0c, 0x01,
+		0x0f, 0x22, 0xc0, 0xbb, 0x48, 0x00, 0x8e, 0xe3, 0xbb, 0x10, 0x00, 0x8e,
+		0xeb, 0x24, 0xfe, 0x0f, 0x22, 0xc0, 0x31, 0xdb, 0x8e, 0xe3, 0x8e, 0xeb,
+		0x66, 0xbb, 0x00, 0x00, 0x20, 0x00, 0x65, 0x67, 0x66, 0xc7, 0x03, 0x78,
+		0x56, 0x34, 0x12, 0x65, 0x67, 0x66, 0x8b, 0x0b, 0xcd, 0x21, 0x64, 0x67,
+		0x66, 0x8b, 0x03, 0xf4, 0xb2, 0x55, 0xcf,
+	};
+	struct vm vm;
+	uint16_t lim = 0x5f;
+	uint32_t base = GDT;
+	uint16_t ivt21[2] = { 0x8040, 0 }, ivt13[2] = { 0x8100, 0 };
+
+	vm_start(&vm);
+	put_bytes(0x8000, code, sizeof code);
+	ram[0x8100] = 0xf4;
+	memcpy(ram + 0xf00, &lim, 2);
+	memcpy(ram + 0xf02, &base, 4);
+	memcpy(ram + 0x21 * 4, ivt21, 4);
+	memcpy(ram + 13 * 4, ivt13, 4);
+	emu_reset_state(&vm.st);
+	vm.st.seg[EMU_CS].sel = 0;
+	vm.st.seg[EMU_CS].base = 0;
+	vm.st.rip = 0x8000;
+	vm.st.gpr[EMU_RSP] = 0x7000;
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(get64(0x200000) & 0xffffffff, 0x12345678);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RCX] & 0xffffffff, 0x12345678);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RDX] & 0xff, 0x55);	/* the ISR ran and returned */
+	CHECK_EQ_U64(vm.st.rip, 0x8101);	/* #GP handler */
+	CHECK_EQ_U64(vm.st.gpr[EMU_RSP], 0x7000 - 6);
+	CHECK_EQ_U64(ram[0x7000 - 6] | ram[0x7000 - 5] << 8, 0x803a);	/* faulting IP */
+	CHECK_EQ_U64(vm.st.seg[EMU_GS].limit, 0xffffffff);
+	CHECK_EQ_U64(vm.st.seg[EMU_FS].limit, 0xfff);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_nmi_delivery_and_blocking)
+{
+	static const uint8_t code[] = { 0x90, 0x90, 0x90, 0xf4 };
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	long_state(&vm.st, 0);
+	emu_set_state(vm.cpu, &vm.st);
+	emu_raise_events(vm.cpu, EMU_EV_NMI);
+	CHECK_EQ_U64(emu_run(vm.cpu, 100), EMU_EXIT_HLT);
+	emu_get_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(handler_taken(&vm.st), 2);
+	CHECK(vm.st.nmi_blocked);
+	CHECK_EQ_U64(get64(vm.st.gpr[EMU_RSP]), CODE);
+	/* While blocked, a second NMI waits; IRETQ unblocks it. */
+	static const uint8_t iret[] = { 0x48, 0xcf };
+	put_bytes(0x107000, iret, sizeof iret);
+	vm.st.rip = 0x107000;
+	emu_set_state(vm.cpu, &vm.st);
+	emu_raise_events(vm.cpu, EMU_EV_NMI);
+	CHECK_EQ_U64(emu_step(vm.cpu), EMU_EXIT_BUDGET);	/* the IRETQ, NMI held */
+	emu_get_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(vm.st.rip, CODE);
+	CHECK(!vm.st.nmi_blocked);
+	CHECK_EQ_U64(emu_run(vm.cpu, 100), EMU_EXIT_HLT);
+	emu_get_state(vm.cpu, &vm.st);
+	CHECK_EQ_U64(handler_taken(&vm.st), 2);
+	vm_end(&vm);
+}
+
+TEST(emu_sys_mmio_split_across_pages)
+{
+	/* mov dword [0x3feffe],0xaabbccdd where page 0x3fe000 is MMIO and 0x3ff000 is RAM:
+	 * one 2-byte MMIO write, two bytes of RAM. */
+	static const uint8_t code[] = { 0xc7, 0x04, 0x25, 0xfe, 0xef, 0x3f, 0x00,
+					0xdd, 0xcc, 0xbb, 0xaa, 0xf4 };
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, code, sizeof code);
+	mmio_page = 0x3fe000;
+	mmio_n = 0;
+	long_state(&vm.st, 0);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), -1);
+	CHECK_EQ_U64(mmio_n, 1);
+	CHECK_EQ_U64(mmio_log[0].gpa, 0x3feffe);
+	CHECK_EQ_U64(mmio_log[0].size, 2);
+	CHECK(mmio_log[0].write);
+	CHECK_EQ_U64(mmio_log[0].val, 0xccdd);
+	CHECK_EQ_U64(ram[0x3ff000], 0xbb);
+	CHECK_EQ_U64(ram[0x3ff001], 0xaa);
+	mmio_page = 0;
 	vm_end(&vm);
 }
