@@ -2,8 +2,9 @@
 # run.sh: khyve's benchmarks (`make bench`; never part of `make test`). Prints markdown tables:
 #  1. start-up: exec-to-exit wall time and peak RSS (bench/measure.c, median of BENCH_RUNS)
 #     of the trivial boot ROM (build/guest/rom.bin) under khyve (accel=soft, and accel=kvm
-#     where /dev/kvm opens), QEMU -M microvm and -M pc (TCG, and KVM where it opens), and
-#     bench/kvm_floor (the least a KVM program can do); ratios against each.
+#     where /dev/kvm opens), QEMU -M microvm and -M pc (TCG, and KVM where it opens),
+#     bench/kvm_floor (the least a KVM program can do) and /bin/true (the cost of exec and
+#     exit alone, the floor where there is no KVM); ratios against each.
 #  2. integer throughput: bench/guest/intbench.elf (softcpu.md §1.2's workload) at
 #     BENCH_ITER1 and BENCH_ITER2 iterations; MIPS = (ITER2-ITER1) * INSNS_PER_ITER / (t2-t1),
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
@@ -11,10 +12,10 @@
 # exit status (and, for intbench, the native checksum); one that does not is reported and
 # left out of the timings.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${BUILD:-build}
 out=$build/bench
-runs=${BENCH_RUNS:-11}
+runs=${BENCH_RUNS:-21}
 truns=${BENCH_TRUNS:-3}
 iter1=${BENCH_ITER1:-10}
 iter2=${BENCH_ITER2:-210}
@@ -59,19 +60,23 @@ echo "- start-up: median of $runs runs; throughput: median of $truns runs at $it
 echo
 
 # ---- start-up ----
+# shellcheck disable=SC2054 # commas belong to the options
 KHYVE_ROM=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -l "bootrom,$rom" romguest)
+# shellcheck disable=SC2054
 QEMU_COMMON=(-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 64M
 	-device isa-debug-exit,iobase=0xf4,iosize=4)
 
 names=()
-declare -A cmd want wall rss
+declare -A cmd show want wall rss
 add() {	# add NAME WANTED_EXIT command...
 	local name=$1 w=$2
 	shift 2
 	names+=("$name")
 	want[$name]=$w
 	cmd[$name]=$(printf '%q ' "$@")
+	show[$name]="$*"
 }
+add exec_floor 0 /bin/true
 add khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ROM[@]}"
 if [ $have_kvm = 1 ]; then
 	add khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ROM[@]}"
@@ -94,19 +99,22 @@ for n in "${names[@]}"; do
 	eval "timeout $limit ${cmd[$n]}" </dev/null >/dev/null 2>&1
 	rc=$?
 	if [ "$rc" != "${want[$n]}" ]; then
-		echo "| $n | - | - | $rc (want ${want[$n]}) | \`${cmd[$n]% }\` |"
+		echo "| $n | - | - | $rc (want ${want[$n]}) | \`${show[$n]}\` |"
 		continue
 	fi
 	# shellcheck disable=SC2086
 	read -r _ w r e < <(eval "$out/measure $n $runs -- ${cmd[$n]}")
 	wall[$n]=$w
 	rss[$n]=$r
-	echo "| $n | $w | $r | $e | \`${cmd[$n]% }\` |"
+	echo "| $n | $w | $r | $e | \`${show[$n]}\` |"
 done
 echo
 
 ratio() {	# ratio A B: A/B with two decimals, or - when either is missing
-	[ -n "${1:-}" ] && [ -n "${2:-}" ] || { echo -; return; }
+	if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then
+		echo -
+		return
+	fi
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
 }
 echo "| comparison | time ratio | RSS ratio | target |"
@@ -124,6 +132,10 @@ if [ -n "${wall[khyve-kvm]:-}" ] && [ -n "${wall[kvm_floor]:-}" ]; then
 	echo "| khyve-kvm / kvm_floor | $(ratio "${wall[khyve-kvm]}" "${wall[kvm_floor]}")x |" \
 		"$(ratio "${rss[khyve-kvm]}" "${rss[kvm_floor]}")x | <= 2x |"
 fi
+if [ -n "${wall[khyve-soft]:-}" ] && [ -n "${wall[exec_floor]:-}" ]; then
+	echo "| khyve-soft / exec_floor | $(ratio "${wall[khyve-soft]}" "${wall[exec_floor]}")x |" \
+		"$(ratio "${rss[khyve-soft]}" "${rss[exec_floor]}")x | |"
+fi
 if [ -n "${wall[khyve-soft]:-}" ] && [ -n "${wall[kvm_floor]:-}" ]; then
 	echo "| khyve-soft / kvm_floor | $(ratio "${wall[khyve-soft]}" "${wall[kvm_floor]}")x |" \
 		"$(ratio "${rss[khyve-soft]}" "${rss[kvm_floor]}")x | |"
@@ -136,58 +148,54 @@ echo
 native_sum=$("$out/intbench-native" "$iter1" | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p')
 
 tnames=()
-declare -A tcmd twant
-tadd() {	# tadd NAME WANTED_EXIT command... (iters=N is appended to its last word)
+declare -A tcmd tshow twant
+tadd() {	# tadd NAME WANTED_EXIT command... (@ITERS@ stands for the iteration count)
 	local name=$1 w=$2
 	shift 2
 	tnames+=("$name")
 	twant[$name]=$w
 	tcmd[$name]=$(printf '%q ' "$@")
+	tshow[$name]="$*"
 }
-KHYVE_ELF=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -o "boot.kernel=$elf")
-QEMU_ELF=(-M pc "${QEMU_COMMON[@]}" -kernel "$elf")
-tadd khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ELF[@]}" -o boot.cmdline=iters=
-[ $have_kvm = 1 ] && tadd khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ELF[@]}" -o boot.cmdline=iters=
+# shellcheck disable=SC2054
+KHYVE_ELF=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -o "boot.kernel=$elf"
+	-o boot.cmdline=iters=@ITERS@ benchvm)
+QEMU_ELF=(-M pc "${QEMU_COMMON[@]}" -kernel "$elf" -append iters=@ITERS@)
+tadd khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ELF[@]}"
+[ $have_kvm = 1 ] && tadd khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ELF[@]}"
 if [ $have_qemu = 1 ]; then
-	tadd qemu-tcg 0 "$qemu" -accel tcg "${QEMU_ELF[@]}" -append iters=
-	[ $have_kvm = 1 ] && tadd qemu-kvm 0 "$qemu" -accel kvm "${QEMU_ELF[@]}" -append iters=
+	tadd qemu-tcg 0 "$qemu" -accel tcg "${QEMU_ELF[@]}"
+	[ $have_kvm = 1 ] && tadd qemu-kvm 0 "$qemu" -accel kvm "${QEMU_ELF[@]}"
 fi
-tadd native 0 "$out/intbench-native" ""
-
-# The command with the iteration count in place (the last word ends in "iters=" or is '').
-tcommand() {
-	local c=${tcmd[$1]% }
-	case $c in
-	*"''") echo "${c%\'\'}$2" ;;
-	*) echo "$c$2" ;;
-	esac
-}
+tadd native 0 "$out/intbench-native" @ITERS@
 
 declare -A mips
 echo "| engine | t($iter1) ms | t($iter2) ms | MIPS | checksum | command |"
 echo "|---|---|---|---|---|---|"
 for n in "${tnames[@]}"; do
-	c1=$(tcommand "$n" "$iter1")
-	c2=$(tcommand "$n" "$iter2")
+	c1=${tcmd[$n]//@ITERS@/$iter1}
+	c2=${tcmd[$n]//@ITERS@/$iter2}
+	s1=${tshow[$n]//@ITERS@/$iter1}
+	s2=${tshow[$n]//@ITERS@/$iter2}
 	got=$(eval "timeout $limit $c1" </dev/null 2>&1)
 	rc=$?
 	sum=$(printf '%s\n' "$got" | tr -d '\r' | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' | head -n 1)
 	if [ "$rc" != "${twant[$n]}" ] || [ "$sum" != "$native_sum" ]; then
 		why="exit $rc (want ${twant[$n]})"
 		[ "$sum" = "$native_sum" ] || why="$why, checksum '${sum}' (want $native_sum)"
-		echo "| $n | - | - | - | $why | \`$c1\` |"
+		echo "| $n | - | - | - | $why | \`$s1\` |"
 		continue
 	fi
 	read -r _ t1 _ _ < <(eval "$out/measure $n $truns -- timeout $limit $c1")
 	read -r _ t2 _ e2 < <(eval "$out/measure $n $truns -- timeout $limit $c2")
 	if [ "$e2" != "${twant[$n]}" ]; then
-		echo "| $n | $t1 | - | - | exit $e2 at $iter2 iterations | \`$c2\` |"
+		echo "| $n | $t1 | - | - | exit $e2 at $iter2 iterations | \`$s2\` |"
 		continue
 	fi
 	m=$(awk -v a="$t1" -v b="$t2" -v n=$((iter2 - iter1)) -v k=$INSNS_PER_ITER \
 		'BEGIN { if (b > a) printf "%.0f", n * k / ((b - a) / 1000) / 1e6; else print "-" }')
 	mips[$n]=$m
-	echo "| $n | $t1 | $t2 | $m | ok | \`$c2\` |"
+	echo "| $n | $t1 | $t2 | $m | ok | \`$s2\` |"
 done
 echo
 echo "| comparison | ratio | target |"
