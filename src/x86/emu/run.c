@@ -225,32 +225,46 @@ static int take_event(struct emu_cpu *cpu, uint32_t ev)
 }
 
 /*
- * Execute up to `max` instructions of trace `t` starting at its first. Returns 0 to go on,
+ * Execute trace `t` and, while branches lead to traces found on the fast path and no event
+ * is pending, the traces after it, up to instruction count `limit`. Returns 0 to go on,
  * -1 to go on after a fault was delivered, EMU_STOP when the loop must return
  * cpu->stop_reason.
  */
-static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t max)
+static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t limit)
 {
-	const struct emu_insn *in = t->insn, *start = in;
-	const struct emu_insn *end = t->insn + (t->n < max ? t->n : max);
-	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next;
+	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next, count = cpu->insn_count;
+	const struct emu_insn *in, *start, *end;
 	int r;
 
 	for (;;) {
-		cpu->insn_rip = rip;
-		next = (rip + in->len) & ipm;
-		cpu->st.rip = next;
-		r = in->exec(cpu, in);
-		if (__builtin_expect(r | cpu->sys.bus_stop | cpu->smc_break, 0))
-			break;
-		in++;
-		if (cpu->st.rip != next || in == end) {
-			cpu->insn_count += in - start;
-			return 0;
+		in = start = t->insn;
+		end = in + (t->n < limit - count ? t->n : limit - count);
+		for (;;) {
+			cpu->insn_rip = rip;
+			next = (rip + in->len) & ipm;
+			cpu->st.rip = next;
+			r = in->exec(cpu, in);
+			if (__builtin_expect(r | cpu->sys.bus_stop | cpu->smc_break, 0))
+				goto slow;
+			in++;
+			if (cpu->st.rip != next || in == end)
+				break;
+			rip = next;
 		}
-		rip = next;
+		count += in - start;
+		if (count >= limit ||
+		    atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
+		    (cpu->st.rflags & EMU_TF) || cpu->st.interrupt_shadow)
+			break;
+		t = emu_trace_fast(cpu);
+		if (!t)
+			break;
+		rip = cpu->st.rip;
 	}
-	/* slow path: fault, stop, MMIO stop or a write to cached code */
+	cpu->insn_count = count;
+	return 0;
+slow:
+	/* fault, stop, MMIO stop or a write to cached code */
 	cpu->smc_break = false;
 	if (r == EMU_FAULT) {
 		cpu->st.rip = rip;
@@ -258,7 +272,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t ma
 	} else {
 		in++;
 	}
-	cpu->insn_count += in - start;
+	cpu->insn_count = count + (in - start);
 	if (cpu->sys.bus_stop) {
 		cpu->sys.bus_stop = false;
 		cpu->fault.pending = false;
@@ -279,7 +293,7 @@ static int run_one(struct emu_cpu *cpu, const struct emu_trace *t)
 	int r;
 
 	cpu->st.interrupt_shadow = false;
-	r = run_trace(cpu, t, 1);
+	r = run_trace(cpu, t, cpu->insn_count + 1);
 	if (r == EMU_STOP)
 		return r;
 	if (tf && r == 0) {
@@ -325,7 +339,7 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 				     (cpu->st.rflags & EMU_TF), 0))
 			r = run_one(cpu, t);
 		else
-			r = run_trace(cpu, t, end - cpu->insn_count);
+			r = run_trace(cpu, t, end);
 		if (r == EMU_STOP)
 			return cpu->stop_reason;
 		if (step)
