@@ -297,16 +297,16 @@ static void kvm_memory_written(struct accel *a, uint64_t gpa, uint64_t len)
 static int kvm_supported_cpuid(struct accel *a, struct accel_cpuid_entry *ents, int max)
 {
 	struct kvm_cpuid2 *c = NULL;
-	int nent = ACCEL_CPUID_MAX_ENTRIES, ret;
+	int nent = ACCEL_CPUID_MAX_ENTRIES, ret, n;
 
 	for (;;) {
-		struct kvm_cpuid2 *n = realloc(c, sizeof *c + (size_t)nent * sizeof c->entries[0]);
+		struct kvm_cpuid2 *grown = realloc(c, sizeof *c + (size_t)nent * sizeof c->entries[0]);
 
-		if (!n) {
+		if (!grown) {
 			free(c);
 			return -ENOMEM;
 		}
-		c = n;
+		c = grown;
 		memset(c, 0, sizeof *c);
 		c->nent = (uint32_t)nent;
 		if (ioctl(a->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
@@ -318,23 +318,30 @@ static int kvm_supported_cpuid(struct accel *a, struct accel_cpuid_entry *ents, 
 		}
 		nent *= 2;
 	}
-	if ((int)c->nent > max) {
-		free(c);
-		return -E2BIG;
-	}
+	/*
+	 * Hosts with many XSAVE components list more sub-leaves than ACCEL_CPUID_MAX_ENTRIES;
+	 * all-zero ones say nothing (KVM reads an unlisted sub-leaf as zeros), so they go first.
+	 */
+	n = 0;
 	for (uint32_t i = 0; i < c->nent; i++) {
 		const struct kvm_cpuid_entry2 *e = &c->entries[i];
 
-		ents[i] = (struct accel_cpuid_entry){
+		if ((int)c->nent - (int)i > max - n && !e->eax && !e->ebx && !e->ecx && !e->edx &&
+		    e->function != 0)
+			continue;
+		if (n == max) {
+			free(c);
+			return -E2BIG;
+		}
+		ents[n++] = (struct accel_cpuid_entry){
 			.function = e->function, .index = e->index,
 			.flags = (e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
 					 ? ACCEL_CPUID_SIGNIFICANT_INDEX : 0,
 			.eax = e->eax, .ebx = e->ebx, .ecx = e->ecx, .edx = e->edx,
 		};
 	}
-	ret = (int)c->nent;
 	free(c);
-	return ret;
+	return n;
 }
 
 static int kvm_irq_line(struct accel *a, unsigned gsi, bool level)
