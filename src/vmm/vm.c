@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,15 @@ static const struct {
 	{ "domains", "NUMA domains (-n)" },
 };
 
-static int vm_fail(const char *fmt, const char *a, const char *b, int ret)
+/* Print "khyve: <message>" as one line on stderr and return ret. */
+static int __attribute__((format(printf, 2, 3))) vm_fail(int ret, const char *fmt, ...)
 {
-	fprintf(stderr, "khyve: ");
-	fprintf(stderr, fmt, a, b);
+	va_list ap;
+
+	fputs("khyve: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return ret;
 }
@@ -54,14 +60,14 @@ static int vm_fail(const char *fmt, const char *a, const char *b, int ret)
 static int vm_get_u64(struct cfg_node *root, const char *key, uint64_t def, uint64_t *out)
 {
 	if (cfg_get_u64(root, key, def, out))
-		return vm_fail("bad value '%s' for %s", cfg_get(root, key), key, -EINVAL);
+		return vm_fail(-EINVAL, "bad value '%s' for %s", cfg_get(root, key), key);
 	return 0;
 }
 
 static int vm_get_bool(struct cfg_node *root, const char *key, bool def, bool *out)
 {
 	if (cfg_get_bool(root, key, def, out))
-		return vm_fail("bad value '%s' for %s", cfg_get(root, key), key, -EINVAL);
+		return vm_fail(-EINVAL, "bad value '%s' for %s", cfg_get(root, key), key);
 	return 0;
 }
 
@@ -72,13 +78,12 @@ static int vm_get_bool(struct cfg_node *root, const char *key, bool def, bool *o
 static int vm_read_topology(struct cfg_node *root, struct vm *vm)
 {
 	uint64_t cpus, sockets, cores, threads;
-	char buf[96];
 
 	if (vm_get_u64(root, "cores", 1, &cores) || vm_get_u64(root, "threads", 1, &threads))
 		return -EINVAL;
 	if (cores == 0 || threads == 0 || cores > VM_MAX_CPUS || threads > VM_MAX_CPUS)
-		return vm_fail("bad CPU topology: cores=%s threads=%s", cfg_get(root, "cores"),
-			       cfg_get(root, "threads"), -EINVAL);
+		return vm_fail(-EINVAL, "bad CPU topology: cores=%llu threads=%llu",
+			       (unsigned long long)cores, (unsigned long long)threads);
 	if (cfg_get(root, "cpus")) {
 		if (vm_get_u64(root, "cpus", 1, &cpus))
 			return -EINVAL;
@@ -93,17 +98,14 @@ static int vm_read_topology(struct cfg_node *root, struct vm *vm)
 			return -EINVAL;
 		cpus = sockets * cores * threads;
 	}
-	if (cpus == 0 || cpus > VM_MAX_CPUS) {
-		snprintf(buf, sizeof buf, "%llu", (unsigned long long)cpus);
-		return vm_fail("%s vCPUs requested; khyve runs 1 to %s", buf, "1024", -EINVAL);
-	}
-	if (sockets * cores * threads != cpus) {
-		snprintf(buf, sizeof buf, "sockets=%llu x cores=%llu x threads=%llu",
-			 (unsigned long long)sockets, (unsigned long long)cores,
-			 (unsigned long long)threads);
-		return vm_fail("CPU topology %s does not make cpus=%s", buf, cfg_get(root, "cpus"),
-			       -EINVAL);
-	}
+	if (cpus == 0 || cpus > VM_MAX_CPUS)
+		return vm_fail(-EINVAL, "%llu vCPUs requested; khyve runs 1 to %d",
+			       (unsigned long long)cpus, VM_MAX_CPUS);
+	if (sockets * cores * threads != cpus)
+		return vm_fail(-EINVAL, "CPU topology sockets=%llu x cores=%llu x threads=%llu "
+			       "does not make cpus=%llu", (unsigned long long)sockets,
+			       (unsigned long long)cores, (unsigned long long)threads,
+			       (unsigned long long)cpus);
 	vm->ncpus = (int)cpus;
 	vm->topo = (struct cpu_topology){
 		.cpus = (int)cpus, .sockets = (int)sockets, .cores = (int)cores,
@@ -123,7 +125,7 @@ static int vm_read_pinning(struct cfg_node *root, struct vm *vm)
 		if (!v)
 			continue;
 		if (vcpu_parse_cpuset(v, &vm->vcpus[i].cpuset))
-			return vm_fail("bad CPU list '%s' for %s", v, key, -EINVAL);
+			return vm_fail(-EINVAL, "bad CPU list '%s' for %s", v, key);
 		vm->vcpus[i].pinned = true;
 	}
 	return 0;
@@ -141,20 +143,17 @@ static int vm_create_memory(struct cfg_node *root, struct vm *vm)
 	const char *v = cfg_get(root, "memory.size");
 	uint64_t size = 256ULL << 20;
 	bool wired, in_core;
-	char buf[32];
 	int ret;
 
 	if (v && (cfg_parse_memsize(v, &size) || size == 0))
-		return vm_fail("bad memory size '%s'%s", v, "", -EINVAL);
+		return vm_fail(-EINVAL, "bad memory size '%s'", v);
 	if (vm_get_bool(root, "memory.wired", false, &wired) ||
 	    vm_get_bool(root, "memory.guest_in_core", false, &in_core))
 		return -EINVAL;
 	ret = gm_create(&vm->mem, size);
-	if (ret) {
-		snprintf(buf, sizeof buf, "%llu", (unsigned long long)size);
-		return vm_fail("cannot allocate %s bytes of guest memory: %s", buf,
-			       strerror(-ret), ret);
-	}
+	if (ret)
+		return vm_fail(ret, "cannot allocate %llu bytes of guest memory: %s",
+			       (unsigned long long)size, strerror(-ret));
 	for (int i = 0; !in_core && i < gm_region_count(vm->mem); i++) {
 		const struct gm_region *r = gm_region(vm->mem, i);
 
@@ -163,10 +162,9 @@ static int vm_create_memory(struct cfg_node *root, struct vm *vm)
 	if (wired) {
 		ret = gm_wire(vm->mem);
 		if (ret)
-			return vm_fail("cannot wire guest memory (-S): %s%s", strerror(-ret),
+			return vm_fail(ret, "cannot wire guest memory (-S): %s%s", strerror(-ret),
 				       ret == -ENOMEM || ret == -EPERM
-					       ? " (raise RLIMIT_MEMLOCK: ulimit -l)" : "",
-				       ret);
+					       ? " (raise RLIMIT_MEMLOCK: ulimit -l)" : "");
 	}
 	return 0;
 }
@@ -196,7 +194,7 @@ static int vm_create_accel(struct cfg_node *root, struct vm *vm)
 	else if (strcmp(kind, "soft") == 0)
 		ac.kind = ACCEL_SOFT;
 	else
-		return vm_fail("bad value '%s' for accel (auto, kvm or soft)%s", kind, "", -EINVAL);
+		return vm_fail(-EINVAL, "bad value '%s' for accel (auto, kvm or soft)", kind);
 
 	vm->io_ops = (struct accel_io_ops){ .opaque = vm, .pio = vcpu_pio, .mmio = vcpu_mmio };
 	vm->apic_ids = calloc((size_t)vm->ncpus, sizeof *vm->apic_ids);
@@ -208,13 +206,13 @@ static int vm_create_accel(struct cfg_node *root, struct vm *vm)
 
 	ret = accel_create(&ac, &vm->accel, err, sizeof err);
 	if (ret)
-		return vm_fail("accel=%s: %s", kind ? kind : "auto",
-			       err[0] ? err : strerror(-ret), ret);
+		return vm_fail(ret, "accel=%s: %s", kind ? kind : "auto",
+			       err[0] ? err : strerror(-ret));
 	gm_set_write_hook(vm->mem, vm_mem_written, vm);
 	ret = accel_supported_cpuid(vm->accel, vm->supported, ACCEL_CPUID_MAX_ENTRIES);
 	if (ret < 0)
-		return vm_fail("cannot read the accelerator's CPUID leaves: %s%s", strerror(-ret),
-			       "", ret);
+		return vm_fail(ret, "cannot read the accelerator's CPUID leaves: %s",
+			       strerror(-ret));
 	vm->nsupported = ret;
 	return 0;
 }
@@ -244,15 +242,15 @@ static int vm_add_pci_device(struct vm *vm, struct cfg_node *fn, int b, int s, i
 
 	snprintf(path, sizeof path, "pci.%d.%d.%d", b, s, f);
 	if (!name)
-		return vm_fail("%s has no device", path, "", -EINVAL);
+		return vm_fail(-EINVAL, "%s has no device", path);
 	model = device_find(name);
 	if (!model)
-		return vm_fail("%s: unknown PCI emulation '%s'", path, name, -ENODEV);
+		return vm_fail(-ENODEV, "%s: unknown PCI emulation '%s'", path, name);
 	if (model->not_yet || !model->init)
-		return vm_fail("%s: not supported yet: %s", path, name, -ENOTSUP);
+		return vm_fail(-ENOTSUP, "%s: not supported yet: %s", path, name);
 	ret = pci_bus_add(vm->pci, (uint8_t)b, (uint8_t)s, (uint8_t)f, &pdev);
 	if (ret)
-		return vm_fail("%s: cannot add %s to the PCI bus", path, name, ret);
+		return vm_fail(ret, "%s: cannot add %s to the PCI bus", path, name);
 	if (!pdev->name)
 		pdev->name = model->name;
 	ret = model->init(vm, pdev, fn);
@@ -268,27 +266,26 @@ static int vm_create_pci(struct cfg_node *root, struct vm *vm)
 	int ret = pci_bus_create(vm, &vm->pci);
 
 	if (ret)
-		return vm_fail("cannot create the PCI bus: %s%s", strerror(-ret), "", ret);
+		return vm_fail(ret, "cannot create the PCI bus: %s", strerror(-ret));
 	for (struct cfg_node *bn = pci ? cfg_first_child(pci) : NULL; bn;
 	     bn = cfg_next_sibling(bn)) {
 		int b = vm_node_number(bn, 255);
 
 		if (b < 0 || cfg_node_value(bn))
-			return vm_fail("bad PCI bus 'pci.%s'%s", cfg_node_name(bn), "", -EINVAL);
+			return vm_fail(-EINVAL, "bad PCI bus 'pci.%s'", cfg_node_name(bn));
 		for (struct cfg_node *sn = cfg_first_child(bn); sn; sn = cfg_next_sibling(sn)) {
 			int s = vm_node_number(sn, 31);
 
 			if (s < 0 || cfg_node_value(sn))
-				return vm_fail("bad PCI slot '%s' on bus %s", cfg_node_name(sn),
-					       cfg_node_name(bn), -EINVAL);
+				return vm_fail(-EINVAL, "bad PCI slot '%s' on bus %s",
+					       cfg_node_name(sn), cfg_node_name(bn));
 			for (struct cfg_node *fn = cfg_first_child(sn); fn;
 			     fn = cfg_next_sibling(fn)) {
 				int f = vm_node_number(fn, 7);
 
 				if (f < 0 || cfg_node_value(fn))
-					return vm_fail("bad PCI function '%s' in slot %s",
-						       cfg_node_name(fn), cfg_node_name(sn),
-						       -EINVAL);
+					return vm_fail(-EINVAL, "bad PCI function '%s' in slot %s",
+						       cfg_node_name(fn), cfg_node_name(sn));
 				ret = vm_add_pci_device(vm, fn, b, s, f);
 				if (ret)
 					return ret;
@@ -297,7 +294,7 @@ static int vm_create_pci(struct cfg_node *root, struct vm *vm)
 	}
 	ret = pci_bus_finalize(vm->pci);
 	if (ret)
-		return vm_fail("cannot place the PCI BARs: %s%s", strerror(-ret), "", ret);
+		return vm_fail(ret, "cannot place the PCI BARs: %s", strerror(-ret));
 	return 0;
 }
 
@@ -381,23 +378,22 @@ static int vm_boot_kernel(struct cfg_node *root, struct vm *vm, const char *kern
 		tp.nroutes = routes.n;
 		if (uuid_s) {
 			if (vm_parse_uuid(uuid_s, uuid))
-				return vm_fail("bad UUID '%s'%s", uuid_s, "", -EINVAL);
+				return vm_fail(-EINVAL, "bad UUID '%s'", uuid_s);
 			tp.uuid = uuid;
 		}
 		ret = tables_build(vm->mem, &tp, &rsdp, &region, &region_len);
 		if (ret)
-			return vm_fail("cannot build the firmware tables: %s%s", strerror(-ret),
-				       "", ret);
+			return vm_fail(ret, "cannot build the firmware tables: %s", strerror(-ret));
 	}
 	n = e820_build(vm->mem, region, region_len, e820, VM_E820_MAX);
 	if (n < 0)
-		return vm_fail("cannot build the e820 map: %s%s", strerror(-n), "", n);
+		return vm_fail(n, "cannot build the e820 map: %s", strerror(-n));
 	p.e820 = e820;
 	p.e820_count = n;
 	p.rsdp_gpa = rsdp;
 	ret = loader_load_kernel(vm->mem, &p, &vm->bsp, err, sizeof err);
 	if (ret)
-		return vm_fail("%s%s", err[0] ? err : strerror(-ret), "", ret);
+		return vm_fail(ret, "%s", err[0] ? err : strerror(-ret));
 	return 0;
 }
 
@@ -414,7 +410,7 @@ static int vm_boot(struct cfg_node *root, struct vm *vm)
 		rom = cfg_get(root, "bootrom");
 	ret = loader_load_bootrom(vm->mem, rom, &vm->bsp, err, sizeof err);
 	if (ret)
-		return vm_fail("%s%s", err[0] ? err : strerror(-ret), "", ret);
+		return vm_fail(ret, "%s", err[0] ? err : strerror(-ret));
 	return 0;
 }
 
@@ -424,15 +420,10 @@ static int vm_map_memory(struct vm *vm)
 		const struct gm_region *r = gm_region(vm->mem, i);
 		int ret = accel_map_memory(vm->accel, r->gpa, r->size, r->host, r->kind == GM_ROM);
 
-		if (ret) {
-			char where[64];
-
-			snprintf(where, sizeof where, "0x%llx-0x%llx",
-				 (unsigned long long)r->gpa,
-				 (unsigned long long)(r->gpa + r->size - 1));
-			return vm_fail("cannot map guest memory %s: %s", where, strerror(-ret),
-				       ret);
-		}
+		if (ret)
+			return vm_fail(ret, "cannot map guest memory 0x%llx-0x%llx: %s",
+				       (unsigned long long)r->gpa,
+				       (unsigned long long)(r->gpa + r->size - 1), strerror(-ret));
 	}
 	return 0;
 }
@@ -451,12 +442,12 @@ int vm_build(struct cfg_node *root, struct vm **out)
 		const char *v = cfg_get(root, vm_not_yet[i].key);
 
 		if ((v && strcmp(v, "0") != 0) || cfg_find(root, vm_not_yet[i].key))
-			return vm_fail("not supported yet: %s (%s)", vm_not_yet[i].what,
-				       vm_not_yet[i].key, -ENOTSUP);
+			return vm_fail(-ENOTSUP, "not supported yet: %s (%s)", vm_not_yet[i].what,
+				       vm_not_yet[i].key);
 	}
 	if (!cfg_get(root, "boot.kernel") && !cfg_get(root, "lpc.bootrom") &&
 	    !cfg_get(root, "bootrom"))
-		return vm_fail("no bootrom was configured%s%s", "", "", -EINVAL);
+		return vm_fail(-EINVAL, "no bootrom was configured");
 
 	vm = calloc(1, sizeof *vm);
 	if (!vm)
@@ -487,14 +478,14 @@ int vm_build(struct cfg_node *root, struct vm **out)
 	if ((ret = vm_create_memory(root, vm)))
 		goto fail;
 	if ((ret = io_bus_create(&vm->io)) || (ret = evl_create(&vm->loop))) {
-		vm_fail("cannot create the I/O bus or event loop: %s%s", strerror(-ret), "", ret);
+		vm_fail(ret, "cannot create the I/O bus or event loop: %s", strerror(-ret));
 		goto fail;
 	}
 	if ((ret = vm_create_accel(root, vm)))
 		goto fail;
 	ret = platform_create(vm, root, &vm->platform);
 	if (ret) {
-		vm_fail("cannot create the platform devices: %s%s", strerror(-ret), "", ret);
+		vm_fail(ret, "cannot create the platform devices: %s", strerror(-ret));
 		goto fail;
 	}
 	if ((ret = vm_create_pci(root, vm)) || (ret = vm_boot(root, vm)) ||
@@ -668,7 +659,8 @@ int vm_run(struct vm *vm)
 	 */
 	ret = evl_run(vm->loop);
 	if (atomic_load(&vm->exit_code) < 0) {
-		fprintf(stderr, "khyve: the event loop failed: %s\n", strerror(ret < 0 ? -ret : EIO));
+		fprintf(stderr, "khyve: the event loop failed: %s\n",
+			strerror(ret < 0 ? -ret : EIO));
 		vm_request_exit(vm, VM_EXIT_ERROR);
 	}
 	for (int i = 0; i < vm->ncpus; i++)

@@ -130,7 +130,8 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 	if (a->kvm_fd < 0) {
 		ret = -errno;
 		if (ret == -ENOENT)
-			snprintf(err, errlen, "no /dev/kvm device node (is the kvm module loaded?)");
+			snprintf(err, errlen,
+				 "no /dev/kvm device node (is the kvm module loaded?)");
 		else if (ret == -EACCES || ret == -EPERM)
 			snprintf(err, errlen,
 				 "permission denied on /dev/kvm (add yourself to the kvm group)");
@@ -300,7 +301,8 @@ static int kvm_supported_cpuid(struct accel *a, struct accel_cpuid_entry *ents, 
 	int nent = ACCEL_CPUID_MAX_ENTRIES, ret, n;
 
 	for (;;) {
-		struct kvm_cpuid2 *grown = realloc(c, sizeof *c + (size_t)nent * sizeof c->entries[0]);
+		size_t bytes = sizeof *c + (size_t)nent * sizeof c->entries[0];
+		struct kvm_cpuid2 *grown = realloc(c, bytes);
 
 		if (!grown) {
 			free(c);
