@@ -139,6 +139,8 @@ static int exec_sys(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->st.rip = cpu->insn_rip;
 	r = in->sys_exec(cpu, in);
 	emu_core(cpu)->fetch_valid = false;
+	if (cpu->sys.bus_stop)
+		cpu->brk = true;
 	return r;
 }
 

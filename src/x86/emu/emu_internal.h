@@ -346,7 +346,7 @@ struct emu_cpu {
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
 	uint8_t lf_op, lf_size, lf_cin;
-	bool smc_break;			/* this vCPU wrote to a page holding cached code */
+	bool brk;			/* leave the trace loop after this instruction (SMC, MMIO stop) */
 };
 
 static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in)

@@ -72,7 +72,7 @@ static inline void emu_smc_check(struct emu_cpu *cpu, uint64_t gpa, unsigned len
 	if (c && atomic_load_explicit(&c[(gpa >> 12) & (EMU_CHUNK_PAGES - 1)].lines,
 				      memory_order_relaxed)) {
 		emu_smc_hit(cpu->machine, gpa, len);
-		cpu->smc_break = true;
+		cpu->brk = true;
 	}
 }
 
@@ -250,8 +250,32 @@ static inline void emu_store_n(uint8_t *p, uint64_t v, unsigned size)
 	}
 }
 
+/*
+ * The system half's segment-relative access, noting an MMIO stop for the run loop (it
+ * checks only cpu->brk after each instruction).
+ */
+static inline int emu_mread(struct emu_cpu *cpu, int sreg, uint64_t off, void *v,
+			    unsigned size)
+{
+	int r = emu_mem_read(cpu, sreg, off, v, size);
+
+	if (__builtin_expect(cpu->sys.bus_stop, 0))
+		cpu->brk = true;
+	return r;
+}
+
+static inline int emu_mwrite(struct emu_cpu *cpu, int sreg, uint64_t off, const void *v,
+			     unsigned size)
+{
+	int r = emu_mem_write(cpu, sreg, off, v, size);
+
+	if (__builtin_expect(cpu->sys.bus_stop, 0))
+		cpu->brk = true;
+	return r;
+}
+
 /* Segment-relative read/write of 1, 2, 4 or 8 bytes (value little-endian in *v). */
-static inline int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v,
+static inline __attribute__((always_inline)) int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v,
 			 unsigned size)
 {
 	uint64_t gpa;
@@ -262,10 +286,10 @@ static inline int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *
 		return 0;
 	}
 	*v = 0;
-	return emu_mem_read(cpu, sreg, off, v, size);
+	return emu_mread(cpu, sreg, off, v, size);
 }
 
-static inline int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v,
+static inline __attribute__((always_inline)) int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v,
 			 unsigned size)
 {
 	uint64_t gpa;
@@ -276,7 +300,7 @@ static inline int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v
 		emu_smc_check(cpu, gpa, size);
 		return 0;
 	}
-	return emu_mem_write(cpu, sreg, off, &v, size);
+	return emu_mwrite(cpu, sreg, off, &v, size);
 }
 
 /* Fast operand access (inlined); the EMU_OPK_* switch folds away in specialised handlers. */

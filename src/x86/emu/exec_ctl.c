@@ -236,7 +236,7 @@ static int exec_enter(struct emu_cpu *cpu, const struct emu_insn *in)
 	for (unsigned i = 1; i < level && !r; i++) {
 		bp = (bp & ~m) | ((bp - sz) & m);
 		v = 0;
-		r = emu_mem_read(cpu, EMU_SS, bp & m, &v, sz);
+		r = emu_mread(cpu, EMU_SS, bp & m, &v, sz);
 		if (!r)
 			r = emu_push(cpu, v, sz);
 	}
@@ -247,9 +247,9 @@ static int exec_enter(struct emu_cpu *cpu, const struct emu_insn *in)
 		uint64_t nsp = (cpu->st.gpr[EMU_RSP] - size) & m, probe = 0;
 
 		if (size) {
-			r = emu_mem_read(cpu, EMU_SS, nsp, &probe, 1);
+			r = emu_mread(cpu, EMU_SS, nsp, &probe, 1);
 			if (!r)
-				r = emu_mem_write(cpu, EMU_SS, nsp, &probe, 1);
+				r = emu_mwrite(cpu, EMU_SS, nsp, &probe, 1);
 		}
 		if (!r) {
 			emu_reg_set(cpu, EMU_RBP, sz, frame);

@@ -78,9 +78,9 @@ static int mem_rmw(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint
 		if (cpu->fault.pending)
 			return EMU_FAULT;
 		*old = 0;
-		TRY(emu_mem_read(cpu, op->seg, off, old, sz));
+		TRY(emu_mread(cpu, op->seg, off, old, sz));
 		nv = calc(*old, a1, a2);
-		return emu_mem_write(cpu, op->seg, off, &nv, sz);
+		return emu_mwrite(cpu, op->seg, off, &nv, sz);
 	}
 #define RMW_CASE(T)                                                                      \
 	{                                                                                \
@@ -540,10 +540,10 @@ static int exec_bt(struct emu_cpu *cpu, const struct emu_insn *in)
 			TRY(mem_rmw(cpu, in, 0, adj, calc, bit, 0, &a));
 		} else {
 			a = 0;
-			TRY(emu_mem_read(cpu, op->seg, ea, &a, sz));
+			TRY(emu_mread(cpu, op->seg, ea, &a, sz));
 			if (calc) {
 				r = calc(a, bit, 0);
-				TRY(emu_mem_write(cpu, op->seg, ea, &r, sz));
+				TRY(emu_mwrite(cpu, op->seg, ea, &r, sz));
 			}
 		}
 	} else {
@@ -663,8 +663,8 @@ static int exec_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		if (cpu->fault.pending)
 			return EMU_FAULT;
 		d = 0;
-		TRY(emu_mem_read(cpu, op->seg, off, &d, 8));
-		TRY(emu_mem_write(cpu, op->seg, off, d == acc ? &src : &d, 8));
+		TRY(emu_mread(cpu, op->seg, off, &d, 8));
+		TRY(emu_mwrite(cpu, op->seg, off, d == acc ? &src : &d, 8));
 	}
 	if (d == acc) {
 		emu_flags_set(cpu, EMU_ZF, EMU_ZF);
@@ -728,6 +728,13 @@ static int exec_mov_mr(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v = cpu->st.gpr[in->op[1].reg];
 
 	return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), v, op->size);
+}
+
+static int exec_mov_mi(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct emu_operand *op = &in->op[0];
+
+	return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), in->op[1].imm, op->size);
 }
 
 static int exec_movx(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -830,7 +837,7 @@ static int exec_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 		       emu_size_mask(in->addrsize);
 	uint64_t v = 0;
 
-	TRY(emu_mem_read(cpu, in->op[0].seg, off, &v, 1));
+	TRY(emu_mread(cpu, in->op[0].seg, off, &v, 1));
 	emu_reg_set(cpu, EMU_RAX, 1, v);
 	return EMU_OK;
 }
@@ -847,8 +854,8 @@ static int exec_bound(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t off = emu_ea_off(cpu, in, op), lo = 0, hi = 0;
 	int64_t v = (int64_t)emu_sext(cpu->st.gpr[in->op[0].reg], sz);
 
-	TRY(emu_mem_read(cpu, op->seg, off, &lo, sz));
-	TRY(emu_mem_read(cpu, op->seg, (off + sz) & emu_size_mask(in->addrsize), &hi, sz));
+	TRY(emu_mread(cpu, op->seg, off, &lo, sz));
+	TRY(emu_mread(cpu, op->seg, (off + sz) & emu_size_mask(in->addrsize), &hi, sz));
 	if (v < (int64_t)emu_sext(lo, sz) || v > (int64_t)emu_sext(hi, sz))
 		return emu_fault(cpu, EMU_BR, 0, false);
 	return EMU_OK;
@@ -929,6 +936,8 @@ emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic)
 			return exec_mov_rm;
 		if (in->op[0].kind == EMU_OPK_MEM && r1)
 			return exec_mov_mr;
+		if (in->op[0].kind == EMU_OPK_MEM && in->op[1].kind == EMU_OPK_IMM)
+			return exec_mov_mi;
 		return exec_mov;
 	case ZYDIS_MNEMONIC_MOVZX:
 	case ZYDIS_MNEMONIC_MOVSX:

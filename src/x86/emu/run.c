@@ -115,7 +115,7 @@ int emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64_
 					       op->reg);
 		return EMU_OK;
 	case EMU_OPK_MEM:
-		return emu_mem_read(cpu, op->seg, emu_ea_off(cpu, in, op), val, op->size);
+		return emu_mread(cpu, op->seg, emu_ea_off(cpu, in, op), val, op->size);
 	case EMU_OPK_IMM:
 		*val = op->imm;
 		return EMU_OK;
@@ -139,7 +139,7 @@ int emu_op_write(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64
 		emu_reg_set(cpu, op->reg, op->size, val);
 		return EMU_OK;
 	case EMU_OPK_MEM:
-		return emu_mem_write(cpu, op->seg, emu_ea_off(cpu, in, op), &val, op->size);
+		return emu_mwrite(cpu, op->seg, emu_ea_off(cpu, in, op), &val, op->size);
 	default:
 		return emu_unsupported(cpu, "operand %d is not writable", idx);
 	}
@@ -244,7 +244,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 			next = (rip + in->len) & ipm;
 			cpu->st.rip = next;
 			r = in->exec(cpu, in);
-			if (__builtin_expect(r | cpu->sys.bus_stop | cpu->smc_break, 0))
+			if (__builtin_expect(r | cpu->brk, 0))
 				goto slow;
 			in++;
 			if (cpu->st.rip != next || in == end)
@@ -265,7 +265,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 	return 0;
 slow:
 	/* fault, stop, MMIO stop or a write to cached code */
-	cpu->smc_break = false;
+	cpu->brk = false;
 	if (r == EMU_FAULT) {
 		cpu->st.rip = rip;
 		emu_core(cpu)->fetch_valid = false;
@@ -326,8 +326,11 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 		if (cpu->insn_count >= end)
 			return EMU_EXIT_BUDGET;
 		t = emu_trace_fast(cpu);
-		if (!t)
+		if (!t) {
 			t = emu_trace_get(cpu, &r);
+			if (cpu->sys.bus_stop)	/* code fetched from MMIO */
+				cpu->brk = true;
+		}
 		if (!t) {
 			if (settle(cpu, r))
 				return cpu->stop_reason;
