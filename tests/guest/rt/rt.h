@@ -199,6 +199,7 @@ void tss_set_rsp0(uint64_t rsp);
 void tss_set_ist(int n, uint64_t rsp);
 /* Run fn(arg) in ring 3 (user code/stack); returns fn's value. Vector 0x80 is the way back. */
 uint64_t user_call(uint64_t (*fn)(uint64_t), uint64_t arg);
+extern uint64_t user_rflags;	/* RFLAGS user_call starts ring 3 with (0x202) */
 #else
 extern uint8_t tss[104];
 void tss_init(void);

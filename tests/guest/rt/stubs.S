@@ -78,7 +78,7 @@ user_call:
 	pushq $0x3b			/* SS */
 	leaq user_stack_top(%rip), %rax
 	pushq %rax			/* RSP */
-	pushq $0x202			/* RFLAGS: IF */
+	pushq user_rflags(%rip)		/* RFLAGS: IF unless a test changed it */
 	pushq $0x43			/* CS */
 	leaq user_tramp(%rip), %rax
 	pushq %rax			/* RIP */
@@ -154,8 +154,9 @@ probe_wrmsr:
 	ret
 
 	.data
-	.globl probe_recover_rip, user_saved_rsp
+	.globl probe_recover_rip, user_saved_rsp, user_rflags
 probe_recover_rip:	.quad 0
+user_rflags:		.quad 0x202
 probe_saved_rsp:	.quad 0
 user_saved_rsp:		.quad 0
 	.bss
