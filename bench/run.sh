@@ -49,14 +49,14 @@ have_kvm=0
 echo "# khyve benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- host: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1), $(nproc) CPUs," \
-	"$(uname -r)"
+	"$(uname -r); load average at start: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 if [ $have_kvm = 1 ]; then
 	echo "- /dev/kvm: usable"
 else
 	echo "- /dev/kvm: not usable here ($( [ -e /dev/kvm ] && echo "present, does not open" || echo "absent")): KVM rows are left out"
 fi
 [ $have_qemu = 1 ] && echo "- QEMU: $("$qemu" --version | head -n 1)"
-echo "- start-up: median of $runs runs; throughput: median of $truns runs at $iter1 and $iter2 iterations"
+echo "- start-up: median of $runs runs; throughput: median of $truns runs at ITER1=$iter1 and ITER2=$iter2 iterations (native: 20 times as many)"
 echo
 
 # ---- start-up ----
@@ -148,10 +148,11 @@ echo
 native_sum=$("$out/intbench-native" "$iter1" | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p')
 
 tnames=()
-declare -A tcmd tshow twant
-tadd() {	# tadd NAME WANTED_EXIT command... (@ITERS@ stands for the iteration count)
-	local name=$1 w=$2
-	shift 2
+declare -A tcmd tshow twant tscale
+tadd() {	# tadd NAME SCALE WANTED_EXIT command... (@ITERS@: SCALE times the iteration count)
+	local name=$1 w=$3
+	tscale[$name]=$2
+	shift 3
 	tnames+=("$name")
 	twant[$name]=$w
 	tcmd[$name]=$(printf '%q ' "$@")
@@ -161,38 +162,43 @@ tadd() {	# tadd NAME WANTED_EXIT command... (@ITERS@ stands for the iteration co
 KHYVE_ELF=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -o "boot.kernel=$elf"
 	-o boot.cmdline=iters=@ITERS@ benchvm)
 QEMU_ELF=(-M pc "${QEMU_COMMON[@]}" -kernel "$elf" -append iters=@ITERS@)
-tadd khyve-soft 1 "$khyve" -o accel=soft "${KHYVE_ELF[@]}"
-[ $have_kvm = 1 ] && tadd khyve-kvm 1 "$khyve" -o accel=kvm "${KHYVE_ELF[@]}"
+tadd khyve-soft 1 1 "$khyve" -o accel=soft "${KHYVE_ELF[@]}"
+[ $have_kvm = 1 ] && tadd khyve-kvm 1 1 "$khyve" -o accel=kvm "${KHYVE_ELF[@]}"
 if [ $have_qemu = 1 ]; then
-	tadd qemu-tcg 0 "$qemu" -accel tcg "${QEMU_ELF[@]}"
-	[ $have_kvm = 1 ] && tadd qemu-kvm 0 "$qemu" -accel kvm "${QEMU_ELF[@]}"
+	tadd qemu-tcg 1 0 "$qemu" -accel tcg "${QEMU_ELF[@]}"
+	[ $have_kvm = 1 ] && tadd qemu-kvm 1 0 "$qemu" -accel kvm "${QEMU_ELF[@]}"
 fi
-tadd native 0 "$out/intbench-native" @ITERS@
+# Native runs 20 times the iterations, so that its time is not mostly exec and exit.
+tadd native 20 0 "$out/intbench-native" @ITERS@
 
 declare -A mips
-echo "| engine | t($iter1) ms | t($iter2) ms | MIPS | checksum | command |"
+echo "| engine | t(ITER1) ms | t(ITER2) ms | MIPS | checksum | command (at ITER2) |"
 echo "|---|---|---|---|---|---|"
 for n in "${tnames[@]}"; do
-	c1=${tcmd[$n]//@ITERS@/$iter1}
-	c2=${tcmd[$n]//@ITERS@/$iter2}
-	s1=${tshow[$n]//@ITERS@/$iter1}
-	s2=${tshow[$n]//@ITERS@/$iter2}
+	i1=$((iter1 * tscale[$n]))
+	i2=$((iter2 * tscale[$n]))
+	c1=${tcmd[$n]//@ITERS@/$i1}
+	c2=${tcmd[$n]//@ITERS@/$i2}
+	s1=${tshow[$n]//@ITERS@/$i1}
+	s2=${tshow[$n]//@ITERS@/$i2}
 	got=$(eval "timeout $limit $c1" </dev/null 2>&1)
 	rc=$?
 	sum=$(printf '%s\n' "$got" | tr -d '\r' | sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' | head -n 1)
-	if [ "$rc" != "${twant[$n]}" ] || [ "$sum" != "$native_sum" ]; then
+	want_sum=$native_sum
+	[ "$i1" = "$iter1" ] || want_sum=$sum	# a scaled native run is its own reference
+	if [ "$rc" != "${twant[$n]}" ] || [ "$sum" != "$want_sum" ]; then
 		why="exit $rc (want ${twant[$n]})"
-		[ "$sum" = "$native_sum" ] || why="$why, checksum '${sum}' (want $native_sum)"
+		[ "$sum" = "$want_sum" ] || why="$why, checksum '${sum}' (want $native_sum)"
 		echo "| $n | - | - | - | $why | \`$s1\` |"
 		continue
 	fi
 	read -r _ t1 _ _ < <(eval "$out/measure $n $truns -- timeout $limit $c1")
 	read -r _ t2 _ e2 < <(eval "$out/measure $n $truns -- timeout $limit $c2")
 	if [ "$e2" != "${twant[$n]}" ]; then
-		echo "| $n | $t1 | - | - | exit $e2 at $iter2 iterations | \`$s2\` |"
+		echo "| $n | $t1 | - | - | exit $e2 at $i2 iterations | \`$s2\` |"
 		continue
 	fi
-	m=$(awk -v a="$t1" -v b="$t2" -v n=$((iter2 - iter1)) -v k=$INSNS_PER_ITER \
+	m=$(awk -v a="$t1" -v b="$t2" -v n=$((i2 - i1)) -v k=$INSNS_PER_ITER \
 		'BEGIN { if (b > a) printf "%.0f", n * k / ((b - a) / 1000) / 1e6; else print "-" }')
 	mips[$n]=$m
 	echo "| $n | $t1 | $t2 | $m | ok | \`$s2\` |"
