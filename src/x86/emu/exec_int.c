@@ -186,15 +186,42 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		return EMU_OK;                                                           \
 	}
 
-DEF_ALU(exec_add, ALU_ADD, 1)
-DEF_ALU(exec_or, ALU_OR, 1)
-DEF_ALU(exec_adc, ALU_ADC, 1)
-DEF_ALU(exec_sbb, ALU_SBB, 1)
-DEF_ALU(exec_and, ALU_AND, 1)
-DEF_ALU(exec_sub, ALU_SUB, 1)
-DEF_ALU(exec_xor, ALU_XOR, 1)
-DEF_ALU(exec_cmp, ALU_CMP, 0)
-DEF_ALU(exec_test, ALU_TEST, 0)
+/* 32- and 64-bit register forms with the size folded in (no size switches). */
+#define DEF_ALU_SZ(name, OP, WB, SZ)                                                     \
+	static int name##_rr##SZ(struct emu_cpu *cpu, const struct emu_insn *in)         \
+	{                                                                                \
+		uint64_t m = emu_size_mask(SZ), *d = &cpu->st.gpr[in->op[0].reg];        \
+		uint64_t a = *d & m, b = cpu->st.gpr[in->op[1].reg] & m, r;              \
+		bool cin = (OP == ALU_ADC || OP == ALU_SBB) && emu_flag_cf(cpu);         \
+		r = alu_calc(OP, a, b, cin) & m;                                         \
+		if (WB)                                                                  \
+			*d = r;                                                          \
+		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
+		return EMU_OK;                                                           \
+	}                                                                                \
+	static int name##_ri##SZ(struct emu_cpu *cpu, const struct emu_insn *in)         \
+	{                                                                                \
+		uint64_t m = emu_size_mask(SZ), *d = &cpu->st.gpr[in->op[0].reg];        \
+		uint64_t a = *d & m, b = in->op[1].imm & m, r;                           \
+		bool cin = (OP == ALU_ADC || OP == ALU_SBB) && emu_flag_cf(cpu);         \
+		r = alu_calc(OP, a, b, cin) & m;                                         \
+		if (WB)                                                                  \
+			*d = r;                                                          \
+		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
+		return EMU_OK;                                                           \
+	}
+#define DEF_ALU_ALL(name, OP, WB) \
+	DEF_ALU(name, OP, WB) DEF_ALU_SZ(name, OP, WB, 4) DEF_ALU_SZ(name, OP, WB, 8)
+
+DEF_ALU_ALL(exec_add, ALU_ADD, 1)
+DEF_ALU_ALL(exec_or, ALU_OR, 1)
+DEF_ALU_ALL(exec_adc, ALU_ADC, 1)
+DEF_ALU_ALL(exec_sbb, ALU_SBB, 1)
+DEF_ALU_ALL(exec_and, ALU_AND, 1)
+DEF_ALU_ALL(exec_sub, ALU_SUB, 1)
+DEF_ALU_ALL(exec_xor, ALU_XOR, 1)
+DEF_ALU_ALL(exec_cmp, ALU_CMP, 0)
+DEF_ALU_ALL(exec_test, ALU_TEST, 0)
 
 /* Register forms need plain GPRs (not AH..BH) for the specialised variants. */
 static bool is_gpr(const struct emu_operand *op)
@@ -204,8 +231,10 @@ static bool is_gpr(const struct emu_operand *op)
 
 #define PICK_ALU(name)                                                                   \
 	(is_gpr(&in->op[0]) && is_gpr(&in->op[1])                                        \
-		 ? name##_rr                                                             \
-		 : is_gpr(&in->op[0]) && in->op[1].kind == EMU_OPK_IMM ? name##_ri : name)
+		 ? (in->op[0].size == 8 ? name##_rr8 : in->op[0].size == 4 ? name##_rr4 : name##_rr) \
+	 : is_gpr(&in->op[0]) && in->op[1].kind == EMU_OPK_IMM                           \
+		 ? (in->op[0].size == 8 ? name##_ri8 : in->op[0].size == 4 ? name##_ri4 : name##_ri) \
+		 : name)
 
 static int exec_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -712,6 +741,33 @@ static int exec_mov_ri(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/* Loads and stores of 4 and 8 bytes with a base+displacement address, the common case. */
+#define DEF_MOV_SZ(SZ)                                                                   \
+	static int exec_mov_rm##SZ(struct emu_cpu *cpu, const struct emu_insn *in)       \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[1];                               \
+		uint64_t v, off = (cpu->st.gpr[op->base] + op->disp) &                   \
+				  emu_size_mask(in->addrsize);                           \
+		TRY(emu_rd(cpu, op->seg, off, &v, SZ));                                  \
+		cpu->st.gpr[in->op[0].reg] = v;                                          \
+		return EMU_OK;                                                           \
+	}                                                                                \
+	static int exec_mov_mr##SZ(struct emu_cpu *cpu, const struct emu_insn *in)       \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[0];                               \
+		uint64_t off = (cpu->st.gpr[op->base] + op->disp) &                      \
+			       emu_size_mask(in->addrsize);                              \
+		return emu_wr(cpu, op->seg, off, cpu->st.gpr[in->op[1].reg], SZ);        \
+	}
+DEF_MOV_SZ(4)
+DEF_MOV_SZ(8)
+
+static bool base_disp(const struct emu_operand *op)
+{
+	return op->kind == EMU_OPK_MEM && op->base < 16 && !op->rip_rel &&
+	       op->index == EMU_REG_NONE;
+}
+
 static int exec_mov_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct emu_operand *op = &in->op[1];
@@ -932,6 +988,10 @@ emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic)
 			return exec_mov_rr;
 		if (r0 && in->op[1].kind == EMU_OPK_IMM)
 			return exec_mov_ri;
+		if (r0 && base_disp(&in->op[1]) && (in->op[0].size == 4 || in->op[0].size == 8))
+			return in->op[0].size == 8 ? exec_mov_rm8 : exec_mov_rm4;
+		if (r1 && base_disp(&in->op[0]) && (in->op[0].size == 4 || in->op[0].size == 8))
+			return in->op[0].size == 8 ? exec_mov_mr8 : exec_mov_mr4;
 		if (r0 && in->op[1].kind == EMU_OPK_MEM)
 			return exec_mov_rm;
 		if (in->op[0].kind == EMU_OPK_MEM && r1)
