@@ -1,8 +1,8 @@
 /*
  * fuzz_emu.c: libFuzzer target for the x86 interpreter. The input picks a start mode (real,
  * 16/32-bit protected, 64-bit with paging), registers and flags, and supplies the bytes of
- * the code page and of the page holding the IVT/GDT/IDT, over a fake bus with 1 MiB of RAM
- * (MMIO and ports answer all ones). emu_run gets a small budget: it must not crash or hang
+ * the code (also repeated over the page holding the IVT/GDT/IDT), over a fake bus with 1 MiB
+ * of RAM (MMIO and ports answer all ones). emu_run gets a small budget: it must not crash or hang
  * and must not touch host memory outside the fake RAM (ASan checks).
  * Build: clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
  *   tests/fuzz/fuzz_emu.c src/x86/emu/[a-z]*.c -lZydis -o build/fuzz_emu
@@ -116,12 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 8; i++)
 		st.gpr[i] = take(&data, &size, 4);
 	st.rflags = (take(&data, &size, 2) & 0x0cd5) | 2;
-	/* The descriptor-table page, then the code. */
-	n = size < 4096 ? size : 4096;
-	memcpy(ram + TABLES, data, n);
-	data += n;
-	size -= n;
+	/* The rest is the code; the descriptor-table page repeats the whole input. */
+	memset(ram + CODE, 0xf4, 0x1000);	/* HLT after the code */
 	memcpy(ram + CODE, data, size < 0x10000 ? size : 0x10000);
+	for (size_t i = 0; size && i < 4096; i += size)
+		memcpy(ram + TABLES + i, data, size < 4096 - i ? size : 4096 - i);
 	st.gdtr_base = st.idtr_base = TABLES;
 	st.gdtr_limit = 0x7ff;
 	st.idtr_limit = 0xfff;
@@ -173,8 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		emu_raise_events(cpu, EMU_EV_INTR);
 	if (mode & 16)
 		emu_raise_events(cpu, EMU_EV_NMI);
-	for (int i = 0; i < 4; i++) {
-		enum emu_exit e = emu_run(cpu, 500);
+	for (int i = 0; i < 3; i++) {
+		enum emu_exit e = emu_run(cpu, 300);
 
 		if (e != EMU_EXIT_HLT && e != EMU_EXIT_BUDGET)
 			break;
