@@ -83,19 +83,28 @@ static inline unsigned emu_trace_slot(uint64_t gpa, unsigned mode)
 	return h & (EMU_TRACE_SLOTS - 1);
 }
 
-/* The trace at RIP when its code page is the last one translated (branches in 64-bit code). */
+/* The trace at RIP when its code page is the last one translated (taken branches). */
 static inline const struct emu_trace *emu_trace_fast(struct emu_cpu *cpu)
 {
 	struct emu_core *core = emu_core(cpu);
 	uint64_t lin = cpu->st.rip, gpa;
+	unsigned mode = cpu->mode;
 	const struct emu_trace *t;
 
-	if (cpu->mode != EMU_MODE_LONG64 || !core->fetch_valid ||
-	    core->fetch_mode != EMU_MODE_LONG64 || (lin & ~0xfffull) != core->fetch_lin_page)
+	if (!core->fetch_valid || core->fetch_mode != mode)
+		return NULL;
+	if (mode != EMU_MODE_LONG64) {
+		const struct emu_seg *cs = &cpu->st.seg[EMU_CS];
+
+		if (lin > cs->limit)
+			return NULL;
+		lin = (cs->base + lin) & 0xffffffffull;
+	}
+	if ((lin & ~0xfffull) != core->fetch_lin_page)
 		return NULL;
 	gpa = core->fetch_gpa_page | (lin & 0xfff);
-	t = &core->traces[emu_trace_slot(gpa, EMU_MODE_LONG64)];
-	if (t->gpa == gpa && t->mode == EMU_MODE_LONG64 &&
+	t = &core->traces[emu_trace_slot(gpa, mode)];
+	if (t->gpa == gpa && t->mode == mode &&
 	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 		return t;
 	return NULL;
