@@ -41,7 +41,7 @@ count() {
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then
-		grep -E '^(FAIL|not ok)' "$log" | sed "s/^/  [$label] /"
+		grep -E '^(FAIL|not ok)' "$log" | sed "s|^|  [$label] |"
 		[ "$f" -ne 0 ] || { total_fail=$((total_fail + 1)); echo "FAIL $label: exit $rc"; }
 		failed_list+=("$label")
 	fi
