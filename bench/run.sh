@@ -10,7 +10,7 @@
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
 # Every engine is first run once under `timeout` to check that it finishes with the expected
 # exit status (and, for intbench, the native checksum); one that does not is reported and
-# left out of the timings.
+# left out of the timings. BENCH_PARTS="startup throughput" picks the sections.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${BUILD:-build}
@@ -21,6 +21,7 @@ iter1=${BENCH_ITER1:-10}
 iter2=${BENCH_ITER2:-210}
 limit=${BENCH_TIMEOUT:-300}
 qemu=${QEMU:-qemu-system-x86_64}
+parts=${BENCH_PARTS:-startup throughput}
 
 # Instructions per iteration of workload_iter (bench/guest/workload.c as built by
 # bench/guest/Makefile with gcc 12.2, Debian 12), from the difference of two native runs:
@@ -59,12 +60,28 @@ fi
 echo "- start-up: median of $runs runs; throughput: median of $truns runs at ITER1=$iter1 and ITER2=$iter2 iterations (native: 20 times as many)"
 echo
 
-# ---- start-up ----
-# shellcheck disable=SC2054 # commas belong to the options
-KHYVE_ROM=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -l "bootrom,$rom" romguest)
+# QEMU options shared by every QEMU run: no default devices, COM1 on stdio, the exit port.
 # shellcheck disable=SC2054
 QEMU_COMMON=(-nodefaults -no-user-config -nographic -serial stdio -no-reboot -m 64M
 	-device isa-debug-exit,iobase=0xf4,iosize=4)
+
+ratio() {	# ratio A B: A/B with two decimals, or - when either is missing
+	if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then
+		echo -
+		return
+	fi
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+want_part() {
+	case " $parts " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+if want_part startup; then
+# ---- start-up ----
+# shellcheck disable=SC2054 # commas belong to the options
+KHYVE_ROM=(-c 1 -m 64M -s 0,hostbridge -s 31,lpc -l com1,stdio -l "bootrom,$rom" romguest)
 
 names=()
 declare -A cmd show want wall rss
@@ -110,13 +127,6 @@ for n in "${names[@]}"; do
 done
 echo
 
-ratio() {	# ratio A B: A/B with two decimals, or - when either is missing
-	if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then
-		echo -
-		return
-	fi
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
-}
 echo "| comparison | time ratio | RSS ratio | target |"
 echo "|---|---|---|---|"
 for k in khyve-soft khyve-kvm; do
@@ -142,6 +152,9 @@ if [ -n "${wall[khyve-soft]:-}" ] && [ -n "${wall[kvm_floor]:-}" ]; then
 fi
 echo
 
+fi
+
+if want_part throughput; then
 # ---- integer throughput ----
 echo "## Integer throughput: intbench ($INSNS_PER_ITER instructions per iteration)"
 echo
@@ -214,4 +227,5 @@ echo "|---|---|---|"
 	echo "| qemu-tcg / native | $(ratio "${mips[qemu-tcg]}" "${mips[native]}") | |"
 [ -n "${mips[khyve-kvm]:-}" ] && [ -n "${mips[native]:-}" ] &&
 	echo "| khyve-kvm / native | $(ratio "${mips[khyve-kvm]}" "${mips[native]}") | |"
+fi
 exit 0
