@@ -343,14 +343,15 @@ static uint32_t timer_ccr(const struct lapic *l, uint64_t now)
 {
 	uint64_t div = timer_divisor(l->timer_dcr), elapsed;
 
-	if (l->timer_icr == 0 || LVT_TIMER_MODE(l->lvt[LVT_TIMER]) == TIMER_TSC_DEADLINE)
+	if (l->timer_icr == 0 || l->timer_next == UINT64_MAX ||
+	    LVT_TIMER_MODE(l->lvt[LVT_TIMER]) == TIMER_TSC_DEADLINE)
 		return 0;
 	if (now < l->timer_start)
 		return l->timer_icr;
 	elapsed = (now - l->timer_start) / div;
 	if (LVT_TIMER_MODE(l->lvt[LVT_TIMER]) == TIMER_PERIODIC)
 		return l->timer_icr - (uint32_t)(elapsed % l->timer_icr);
-	if (elapsed >= l->timer_icr || l->timer_next == UINT64_MAX)
+	if (elapsed >= l->timer_icr)
 		return 0;
 	return l->timer_icr - (uint32_t)elapsed;
 }
@@ -558,19 +559,34 @@ static void svr_write(struct lapic *l, uint32_t v, struct lapic_after *after)
 	}
 }
 
-static void lvt_write(struct lapic *l, int lvt, uint32_t v)
+static void lvt_write(struct lapic *l, int lvt, uint32_t v, uint64_t now)
 {
-	uint32_t old = l->lvt[lvt];
+	uint32_t old = l->lvt[lvt], ccr = 0;
+	bool deadline_old, deadline_new;
 
 	v &= lvt_writable[lvt];
 	if (!(l->svr & SVR_ENABLE))
 		v |= LVT_MASKED;
+	if (lvt != LVT_TIMER || LVT_TIMER_MODE(old) == LVT_TIMER_MODE(v)) {
+		l->lvt[lvt] = v;
+		return;
+	}
+	deadline_old = LVT_TIMER_MODE(old) == TIMER_TSC_DEADLINE;
+	deadline_new = LVT_TIMER_MODE(v) == TIMER_TSC_DEADLINE;
+	if (!deadline_old && !deadline_new && l->timer_next != UINT64_MAX)
+		ccr = timer_ccr(l, now);
 	l->lvt[lvt] = v;
-	if (lvt == LVT_TIMER && LVT_TIMER_MODE(old) != LVT_TIMER_MODE(v)) {
-		/* Changing the timer mode disarms it. */
+	if (deadline_old || deadline_new) {
+		/* Entering or leaving TSC-deadline mode disarms the timer. */
 		l->timer_icr = 0;
 		l->tsc_deadline = 0;
 		l->timer_next = UINT64_MAX;
+	} else if (ccr) {
+		/* One-shot <-> periodic: the count goes on from where it is. */
+		uint64_t div = timer_divisor(l->timer_dcr);
+
+		l->timer_start = now - (uint64_t)(l->timer_icr - ccr) * div;
+		l->timer_next = now + (uint64_t)ccr * div;
 	}
 }
 
@@ -586,11 +602,16 @@ static int reg_write(struct lapic *l, unsigned reg, uint64_t val, uint64_t now,
 
 	switch (reg) {
 	case REG_ID:
+		/* Writable in xAPIC mode, as on P6 and later and under KVM. */
+		if (x2)
+			return -1;
+		l->id = v >> 24;
+		return 0;
 	case REG_VERSION:
 	case REG_PPR:
 	case REG_RRD:
 	case REG_TIMER_CCR:
-		return x2 ? -1 : 0;	/* read-only (the ID cannot be changed here) */
+		return x2 ? -1 : 0;	/* read-only */
 	case REG_APR:
 		return x2 ? -1 : 0;
 	case REG_TPR:
@@ -636,7 +657,7 @@ static int reg_write(struct lapic *l, unsigned reg, uint64_t val, uint64_t now,
 		l->icr_hi = v & 0xff000000u;
 		return 0;
 	case REG_LVT_CMCI:
-		lvt_write(l, LVT_CMCI, v);
+		lvt_write(l, LVT_CMCI, v, now);
 		return 0;
 	case REG_LVT_TIMER:
 	case REG_LVT_THERMAL:
@@ -644,7 +665,7 @@ static int reg_write(struct lapic *l, unsigned reg, uint64_t val, uint64_t now,
 	case REG_LVT_LINT0:
 	case REG_LVT_LINT1:
 	case REG_LVT_ERROR:
-		lvt_write(l, (int)((reg - REG_LVT_TIMER) >> 4), v);
+		lvt_write(l, (int)((reg - REG_LVT_TIMER) >> 4), v, now);
 		return 0;
 	case REG_TIMER_ICR:
 		if (LVT_TIMER_MODE(l->lvt[LVT_TIMER]) == TIMER_TSC_DEADLINE)

@@ -83,6 +83,10 @@ TEST(lapic_reset_state)
 	CHECK_EQ_U64(base, 0xfee00000);
 	CHECK_EQ_U64(rd(H.l[1], 0x20, 0), 0x01000000);
 	CHECK_EQ_U64(rd(H.l[0], 0x30, 0) & 0xff, 0x14);
+	/* the xAPIC ID is writable (KVM's apic test aliases two APICs to ID 0) */
+	wr(H.l[1], 0x20, 0x05000000, 0);
+	CHECK_EQ_U64(lapic_id(H.l[1]), 5);
+	lapic_set_id(H.l[1], 1);
 	CHECK_EQ_U64(rd(H.l[0], 0xf0, 0), 0xff);
 	CHECK_EQ_U64(rd(H.l[0], 0xe0, 0), 0xffffffff);
 	/* BSP LINT0 is virtual wire (ExtINT) at reset, AP's is masked */
@@ -240,10 +244,33 @@ TEST(lapic_timer_periodic)
 	lapic_timer_check(l, 13000);
 	CHECK_EQ_U64(lapic_intr_ack(l), 0x50);
 	CHECK_EQ_U64(lapic_timer_deadline(l), 14000);
-	/* changing the mode disarms */
+	/* periodic -> one-shot: the count goes on, ends at the period's end, stops there */
 	wr(l, 0x320, 0x50, 13500);
+	CHECK_EQ_U64(rd(l, 0x380, 13500), 1000);
+	CHECK_EQ_U64(rd(l, 0x390, 13500), 250);
+	CHECK_EQ_U64(lapic_timer_deadline(l), 14000);
+	wr(l, 0xb0, 0, 13500);
+	lapic_timer_check(l, 14000);
+	CHECK_EQ_U64(lapic_intr_ack(l), 0x50);
+	wr(l, 0xb0, 0, 14000);
 	CHECK_EQ_U64(lapic_timer_deadline(l), UINT64_MAX);
-	CHECK_EQ_U64(rd(l, 0x380, 13500), 0);
+	CHECK_EQ_U64(rd(l, 0x390, 14100), 0);
+	/* an expired one-shot switched to periodic stays at zero */
+	wr(l, 0x320, 0x20050, 14200);
+	CHECK_EQ_U64(rd(l, 0x390, 14300), 0);
+	CHECK_EQ_U64(lapic_timer_deadline(l), UINT64_MAX);
+	/* one-shot -> periodic while running: reloads at expiry */
+	wr(l, 0x320, 0x50, 20000);
+	wr(l, 0x380, 1000, 20000);
+	wr(l, 0x320, 0x20050, 20500);
+	CHECK_EQ_U64(rd(l, 0x390, 20500), 750);
+	lapic_timer_check(l, 22000);
+	CHECK_EQ_U64(lapic_timer_deadline(l), 24000);
+	CHECK_EQ_U64(rd(l, 0x390, 22500), 750);
+	/* entering TSC-deadline mode disarms and clears the initial count */
+	wr(l, 0x320, 0x40050, 22600);
+	CHECK_EQ_U64(lapic_timer_deadline(l), UINT64_MAX);
+	CHECK_EQ_U64(rd(l, 0x380, 22600), 0);
 	teardown();
 }
 

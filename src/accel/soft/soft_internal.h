@@ -57,6 +57,7 @@ struct accel_vcpu {
 	int ncpuid;
 	_Atomic uint32_t wake_seq;	/* futex word: bumped by every wake-up */
 	_Atomic uint32_t early_events;	/* EMU_EV_* raised before the emu_cpu existed */
+	_Atomic int nmi_queued;		/* NMIs raised, not yet taken (at most 2, as KVM) */
 	atomic_bool kicked;
 	atomic_bool stuck;		/* cannot run by itself (for the PIT owner choice) */
 	bool created;
@@ -68,6 +69,7 @@ struct accel_vcpu {
 	bool has_x2apic, has_tsc_deadline;	/* from this vCPU's CPUID leaf 1 */
 	int64_t tsc_offset;		/* WRMSR TSC: this vCPU's TSC minus the VM's */
 	uint8_t cr8_seen;		/* CR8 as last synchronised with the LAPIC's TPR */
+	bool tpr_written;		/* an MMIO TPR write stopped the run to reload CR8 */
 	struct emu_state scratch;
 };
 
@@ -77,6 +79,8 @@ uint64_t soft_tsc(const struct accel *acc, uint64_t now);
 uint8_t *soft_page(struct accel *acc, uint64_t gpa, bool write);
 /* Wake a vCPU sleeping in HLT/wait-for-SIPI and raise emu events on it. Any thread. */
 void soft_vcpu_notify(struct accel_vcpu *v, uint32_t emu_events);
+/* An NMI for the vCPU: queued (one in delivery, one latched) and raised. Any thread. */
+void soft_vcpu_nmi(struct accel_vcpu *v);
 /* ISA IRQ `irq` (0-15) to the 8259 and the IOAPIC (IRQ 0 -> pin 2). */
 void soft_isa_irq(struct accel *acc, unsigned irq, bool level);
 

@@ -25,6 +25,8 @@
 #define MSR_TSC 0x10
 #define MSR_PATCH_LEVEL 0x8b
 #define MSR_MCG_CAP 0x179
+#define MSR_AMD_PERF_FIRST 0xc0010000	/* legacy PERF_CTL0-3, PERF_CTR0-3 */
+#define MSR_AMD_PERF_LAST 0xc0010007
 #define MSR_AMD_HWCR 0xc0010015
 #define MSR_AMD_INT_PENDING 0xc0010055
 #define MSR_AMD_DE_CFG 0xc0011029
@@ -48,6 +50,27 @@ void soft_vcpu_notify(struct accel_vcpu *v, uint32_t emu_events)
 	futex_wake(&v->wake_seq);
 }
 
+void soft_vcpu_nmi(struct accel_vcpu *v)
+{
+	int q = atomic_load(&v->nmi_queued);
+
+	while (q < 2 && !atomic_compare_exchange_weak(&v->nmi_queued, &q, q + 1))
+		;
+	soft_vcpu_notify(v, EMU_EV_NMI);
+}
+
+/*
+ * The interpreter keeps one NMI request bit and clears it when it delivers the NMI. A
+ * second NMI that arrived meanwhile is raised again once the first was taken; it then
+ * waits in the interpreter until the first handler's IRET.
+ */
+static void nmi_requeue(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	if (atomic_load(&v->nmi_queued) > 0 && !(emu_pending_events(cpu) & EMU_EV_NMI) &&
+	    atomic_fetch_sub(&v->nmi_queued, 1) > 1)
+		emu_raise_events(cpu, EMU_EV_NMI);
+}
+
 /* Sleep until wake_seq moves from `seq` or VM time `deadline` (ns) passes. */
 static void soft_sleep(struct accel_vcpu *v, uint32_t seq, uint64_t deadline)
 {
@@ -68,6 +91,37 @@ static void soft_sleep(struct accel_vcpu *v, uint32_t seq, uint64_t deadline)
 
 /* ---- emu_bus ---- */
 
+/*
+ * CR8 is TPR[7:4]. The interpreter keeps CR8 in its state. A TPR written through the APIC
+ * page or MSR ends the run and is copied in before the next one (rare: it costs a state
+ * reload); a CR8 written by MOV is copied out before any APIC access, interrupt acknowledge
+ * and at the end of the run.
+ */
+static void tpr_to_cr8(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	uint8_t tpr = lapic_get_tpr(v->lapic) >> 4;
+
+	if (tpr == v->cr8_seen)
+		return;
+	emu_get_state(cpu, &v->scratch);
+	v->scratch.cr8 = tpr;
+	emu_set_state(cpu, &v->scratch);
+	v->cr8_seen = tpr;
+}
+
+static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	uint8_t cr8;
+
+	emu_get_state(cpu, &v->scratch);
+	cr8 = (uint8_t)(v->scratch.cr8 & 0xf);
+	if (cr8 == v->cr8_seen)
+		return;
+	v->cr8_seen = cr8;
+	lapic_set_tpr(v->lapic, (uint8_t)(cr8 << 4));
+}
+
+
 static uint8_t *bus_page_ptr(void *opaque, uint64_t gpa, bool write)
 {
 	struct accel_vcpu *v = opaque;
@@ -82,8 +136,15 @@ static int bus_mmio(void *opaque, uint64_t gpa, unsigned size, bool write, uint6
 	struct accel_vcpu *v = opaque;
 	struct accel *acc = v->acc;
 
-	if ((gpa & ~0xfffull) == v->apic_page)
-		return lapic_mmio(v->lapic, gpa & 0xfff, size, write, val, soft_now(acc));
+	if ((gpa & ~0xfffull) == v->apic_page) {
+		cr8_to_tpr(v, atomic_load(&v->cpu));
+		lapic_mmio(v->lapic, gpa & 0xfff, size, write, val, soft_now(acc));
+		if (write && (gpa & 0xff0) == 0x80) {
+			v->tpr_written = true;
+			return -1;	/* stop after this access: CR8 must follow */
+		}
+		return 0;
+	}
 	if (gpa >= IOAPIC_BASE && gpa < IOAPIC_BASE + IOAPIC_SIZE)
 		return ioapic_mmio(acc->ioapic, gpa - IOAPIC_BASE, size, write, val);
 	if (!acc->io.mmio) {
@@ -133,7 +194,11 @@ static int bus_intr_ack(void *opaque)
 {
 	struct accel_vcpu *v = opaque;
 	struct accel *acc = v->acc;
-	int vec = lapic_intr_ack(v->lapic);
+	int vec;
+
+	cr8_to_tpr(v, atomic_load(&v->cpu));
+	nmi_requeue(v, atomic_load(&v->cpu));
+	vec = lapic_intr_ack(v->lapic);
 
 	if (vec < 0 && lapic_accepts_extint(v->lapic) && i8259_output(acc->pic)) {
 		vec = i8259_intr_ack(acc->pic);
@@ -162,6 +227,10 @@ static void bus_cpuid(void *opaque, uint32_t leaf, uint32_t subleaf, uint32_t ou
 		out[1] = t[i].ebx;
 		out[2] = t[i].ecx;
 		out[3] = t[i].edx;
+		/* the APIC feature bit follows APIC_BASE.EN */
+		if ((leaf == 1 || leaf == 0x80000001) &&
+		    !(lapic_get_apic_base(v->lapic) & LAPIC_BASE_EN))
+			out[3] &= ~(1u << 9);
 		return;
 	}
 }
@@ -236,8 +305,22 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 	default:
 		break;
 	}
-	if (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST)
-		return lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
+	/* No PMU: the legacy counters exist on every family 15 part; they read 0, as KVM's. */
+	if (index >= MSR_AMD_PERF_FIRST && index <= MSR_AMD_PERF_LAST) {
+		if (!write)
+			*val = 0;
+		return 0;
+	}
+	if (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST) {
+		struct emu_cpu *cpu = atomic_load(&v->cpu);
+
+		cr8_to_tpr(v, cpu);
+		r = lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
+		/* WRMSR ends its trace: the run returns before the next instruction */
+		if (write && index == LAPIC_MSR_X2APIC_FIRST + (0x80 >> 4) && r == 0)
+			emu_raise_events(cpu, EMU_EV_EXIT);
+		return r;
+	}
 	return -1;
 }
 
@@ -463,6 +546,8 @@ static void take_init_sipi(struct accel_vcpu *v)
 	unsigned ev = lapic_take_events(v->lapic, &vec);
 
 	if (ev & LAPIC_EV_INIT) {
+		atomic_store(&v->nmi_queued, 0);
+		emu_clear_events(cpu, EMU_EV_NMI);
 		emu_reset_state(st);
 		emu_set_state(cpu, st);
 		lapic_init_reset(v->lapic);
@@ -509,35 +594,6 @@ static uint64_t rflags(struct accel_vcpu *v)
 {
 	emu_get_state(atomic_load(&v->cpu), &v->scratch);
 	return v->scratch.rflags;
-}
-
-/*
- * CR8 is TPR[7:4]. The interpreter keeps CR8 in its state; a TPR written through the APIC
- * page or MSR is copied in before a run (rare: it costs a state reload), a CR8 written by
- * MOV is copied out after it.
- */
-static void tpr_to_cr8(struct accel_vcpu *v, struct emu_cpu *cpu)
-{
-	uint8_t tpr = lapic_get_tpr(v->lapic) >> 4;
-
-	if (tpr == v->cr8_seen)
-		return;
-	emu_get_state(cpu, &v->scratch);
-	v->scratch.cr8 = tpr;
-	emu_set_state(cpu, &v->scratch);
-	v->cr8_seen = tpr;
-}
-
-static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
-{
-	uint8_t cr8;
-
-	emu_get_state(cpu, &v->scratch);
-	cr8 = (uint8_t)(v->scratch.cr8 & 0xf);
-	if (cr8 == v->cr8_seen)
-		return;
-	v->cr8_seen = cr8;
-	lapic_set_tpr(v->lapic, (uint8_t)(cr8 << 4));
 }
 
 static void describe_error(struct accel_vcpu *v, struct accel_exit *exit, const char *what)
@@ -600,6 +656,7 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 		tpr_to_cr8(v, cpu);
 		r = emu_run(cpu, SOFT_BUDGET);
 		cr8_to_tpr(v, cpu);
+		nmi_requeue(v, cpu);
 		switch (r) {
 		case EMU_EXIT_BUDGET:
 			break;
@@ -614,6 +671,10 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 			exit->reason = ACCEL_EXIT_SHUTDOWN;
 			return 0;
 		case EMU_EXIT_BUS_STOP:
+			if (v->tpr_written) {
+				v->tpr_written = false;
+				break;
+			}
 			exit->reason = ACCEL_EXIT_KICKED;
 			return 0;
 		case EMU_EXIT_UNSUPPORTED:

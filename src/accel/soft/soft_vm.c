@@ -228,10 +228,10 @@ static void soft_lapic_notify(void *opaque, unsigned events)
 {
 	uint32_t ev = 0;
 
+	if (events & LAPIC_EV_NMI)
+		soft_vcpu_nmi(opaque);
 	if (events & (LAPIC_EV_INTR | LAPIC_EV_EXTINT))
 		ev |= EMU_EV_INTR;
-	if (events & LAPIC_EV_NMI)
-		ev |= EMU_EV_NMI;
 	if (events & (LAPIC_EV_INIT | LAPIC_EV_SIPI))
 		ev |= EMU_EV_EXIT;
 	soft_vcpu_notify(opaque, ev);
