@@ -1,6 +1,6 @@
 /*
  * irq.c: interrupts from devices to the accelerator, by GSI (ISA IRQ n = GSI n, PCI INTx on
- * GSIs 16-23) and by MSI address/data. Any thread. Failures are logged once per kind: a
+ * GSIs 16-23) and by MSI address/data. Any thread. The first failure is logged, once: a
  * device cannot do anything about a line the accelerator refuses.
  */
 #include <stdio.h>
