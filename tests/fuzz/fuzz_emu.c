@@ -112,10 +112,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(ram, 0, RAM_SIZE);
 	emu_machine_invalidate(machine, 0, RAM_SIZE);
 	emu_reset_state(&st);
+	/* Byte 0: mode; bytes 1-34 (when present): registers and flags, also executed as code. */
 	mode = take(&data, &size, 1);
-	for (int i = 0; i < 8; i++)
-		st.gpr[i] = take(&data, &size, 4);
-	st.rflags = (take(&data, &size, 2) & 0x0cd5) | 2;
+	for (int i = 0; i < 8; i++) {
+		const uint8_t *d = data + 4 * i;
+		size_t left = size > 4u * i ? size - 4u * i : 0;
+
+		st.gpr[i] = take(&d, &left, 4);
+	}
+	if (size >= 34)
+		st.rflags = ((data[32] | data[33] << 8) & 0x0cd5) | 2;
 	/* The rest is the code; the descriptor-table page repeats the whole input. */
 	memset(ram + CODE, 0xf4, 0x1000);	/* HLT after the code */
 	memcpy(ram + CODE, data, size < 0x10000 ? size : 0x10000);
@@ -126,10 +132,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st.idtr_limit = 0xfff;
 	st.rip = CODE;
 	switch (mode & 3) {
-	case 0:	/* real mode, CS base 0 */
-		st.seg[EMU_CS].sel = 0;
-		st.seg[EMU_CS].base = 0;
-		st.rip = CODE;
+	case 0:	/* real mode, CS:IP = 1000:0000 */
+		st.seg[EMU_CS].sel = CODE >> 4;
+		st.seg[EMU_CS].base = CODE;
+		st.rip = 0;
 		st.idtr_limit = 0x3ff;
 		st.seg[EMU_CS].limit = (mode & 4) ? 0xffffffff : 0xffff;	/* unreal */
 		break;
