@@ -887,3 +887,48 @@ TEST(emu_sys_mmio_split_across_pages)
 	mmio_page = 0;
 	vm_end(&vm);
 }
+
+/* 32-bit PAE paging: 2 MiB page for the low memory, 4 KiB pages above, NX, PDPTE rules. */
+static void pae_state(struct emu_state *st)
+{
+	prot32_state(st);
+	put64(0x30000, 0x31000 | 1);	/* PDPTE 0 */
+	put64(0x30008, 0x31000 | 1 | 2);	/* PDPTE 1: bit 1 is reserved */
+	put64(0x31000, 0x83);	/* 2 MiB at 0, supervisor */
+	put64(0x31008, 0x32000 | 3);
+	for (int i = 0; i < 512; i++)
+		put64(0x32000 + i * 8, (0x200000ull + i * 4096) | 3);
+	put64(0x32000 + 0x100 * 8, 0x300000 | 3 | (1ull << 63));	/* NX page */
+	st->cr4 = 0x20;
+	st->efer = 0x800;	/* NXE */
+	st->cr3 = 0x30000;
+	st->cr0 |= 0x80000000;
+}
+
+TEST(emu_sys_pae_nx_and_pdpte_reserved)
+{
+	static const uint8_t rd[] = { 0xa0, 0x00, 0x00, 0x30, 0x00,	/* mov al,[0x300000] */
+				      0xa1, 0x00, 0x00, 0x00, 0x40 };	/* mov eax,[0x40000000] */
+	static const uint8_t ex[] = { 0xb8, 0x00, 0x00, 0x30, 0x00, 0xff, 0xe0 };
+	struct vm vm;
+
+	vm_start(&vm);
+	put_bytes(CODE, rd, sizeof rd);
+	ram[0x300000] = 0x5a;
+	pae_state(&vm.st);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(vm.st.gpr[EMU_RAX] & 0xff, 0x5a);	/* NX pages are readable */
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(0x8000 - 16) & 0xffffffff, 0x9);	/* P | RSVD */
+	CHECK_EQ_U64(vm.st.cr2, 0x40000000);
+	vm_end(&vm);
+
+	vm_start(&vm);
+	put_bytes(CODE, ex, sizeof ex);
+	pae_state(&vm.st);
+	CHECK_EQ_U64(vm_run(&vm), EMU_EXIT_HLT);
+	CHECK_EQ_U64(handler_taken(&vm.st), 14);
+	CHECK_EQ_U64(get64(0x8000 - 16) & 0xffffffff, 0x11);	/* P | I/D */
+	CHECK_EQ_U64(vm.st.cr2, 0x300000);
+	vm_end(&vm);
+}

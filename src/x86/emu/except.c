@@ -9,7 +9,6 @@
 #include <Zydis/Zydis.h>
 #include "x86/emu/emu_internal.h"
 
-#define RF_CF (1ull << 0)
 #define RF_TF (1ull << 8)
 #define RF_IF (1ull << 9)
 #define RF_OF (1ull << 11)
@@ -20,7 +19,6 @@
 #define RF_AC (1ull << 18)
 #define RF_VIF (1ull << 19)
 #define RF_VIP (1ull << 20)
-#define RF_ID (1ull << 21)
 #define EFER_LMA (1ull << 10)
 
 int emu_fault(struct emu_cpu *cpu, int vector, uint32_t error_code, bool has_error)

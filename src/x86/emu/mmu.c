@@ -8,7 +8,6 @@
 #include <string.h>
 #include "x86/emu/emu_internal.h"
 
-#define CR0_PE (1ull << 0)
 #define CR0_WP (1ull << 16)
 #define CR0_PG (1ull << 31)
 #define CR4_PSE (1ull << 4)

@@ -31,7 +31,6 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #define RF_IF (1ull << 9)
-#define RF_VM (1ull << 17)
 
 static int done(struct emu_cpu *cpu, const struct emu_insn *in)
 {
