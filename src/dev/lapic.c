@@ -66,7 +66,7 @@ struct lapic {
 	struct lapic_ops ops;
 	uint64_t tsc_hz;
 	bool bsp;
-	uint32_t id;
+	uint32_t id, initial_id;
 	uint64_t apic_base;
 	uint32_t tpr, ldr, dfr, svr, esr, esr_pending;
 	uint32_t icr_lo, icr_hi;
@@ -232,7 +232,7 @@ struct lapic *lapic_create(uint32_t id, bool bsp, uint64_t tsc_hz, const struct 
 	if (ops)
 		l->ops = *ops;
 	l->tsc_hz = tsc_hz ? tsc_hz : 1000000000ull;
-	l->id = id;
+	l->id = l->initial_id = id;
 	l->bsp = bsp;
 	lapic_reset(l);
 	return l;
@@ -250,6 +250,7 @@ void lapic_reset(struct lapic *l)
 {
 	pthread_mutex_lock(&l->lock);
 	l->apic_base = LAPIC_DEFAULT_BASE | LAPIC_BASE_EN | (l->bsp ? LAPIC_BASE_BSP : 0);
+	l->id = l->initial_id;
 	registers_reset(l);
 	pthread_mutex_unlock(&l->lock);
 }
@@ -264,7 +265,7 @@ void lapic_init_reset(struct lapic *l)
 void lapic_set_id(struct lapic *l, uint32_t id)
 {
 	pthread_mutex_lock(&l->lock);
-	l->id = id;
+	l->id = l->initial_id = id;
 	if (is_x2apic(l))
 		l->ldr = x2apic_ldr(id);
 	pthread_mutex_unlock(&l->lock);
@@ -304,6 +305,9 @@ int lapic_set_apic_base(struct lapic *l, uint64_t val)
 		/* A globally disabled APIC has all LVTs masked, LINT0 included. */
 		l->lvt[LVT_LINT0] = LVT_MASKED;
 	}
+	/* Enabling (xAPIC from disabled, or x2APIC) restores the initial APIC ID. */
+	if ((en && !(old & LAPIC_BASE_EN)) || (extd && !(old & LAPIC_BASE_EXTD)))
+		l->id = l->initial_id;
 	if (extd && !(old & LAPIC_BASE_EXTD))
 		l->ldr = x2apic_ldr(l->id);
 	pthread_mutex_unlock(&l->lock);
@@ -712,6 +716,7 @@ int lapic_mmio(struct lapic *l, uint64_t off, unsigned size, bool write, uint64_
 	uint64_t v = 0;
 
 	pthread_mutex_lock(&l->lock);
+	timer_check_locked(l, now, &after);	/* registers show the timer up to date */
 	if (write) {
 		/* Only the low dword of each 16-byte register slot exists. */
 		if (sub == 0)
@@ -764,6 +769,7 @@ int lapic_msr(struct lapic *l, uint32_t index, bool write, uint64_t *val, uint64
 		return -1;
 	reg = (index - LAPIC_MSR_X2APIC_FIRST) << 4;
 	pthread_mutex_lock(&l->lock);
+	timer_check_locked(l, now, &after);
 	if (write) {
 		if (reg != REG_ICR_LO && (*val >> 32))
 			r = -1;

@@ -50,27 +50,6 @@ void soft_vcpu_notify(struct accel_vcpu *v, uint32_t emu_events)
 	futex_wake(&v->wake_seq);
 }
 
-void soft_vcpu_nmi(struct accel_vcpu *v)
-{
-	int q = atomic_load(&v->nmi_queued);
-
-	while (q < 2 && !atomic_compare_exchange_weak(&v->nmi_queued, &q, q + 1))
-		;
-	soft_vcpu_notify(v, EMU_EV_NMI);
-}
-
-/*
- * The interpreter keeps one NMI request bit and clears it when it delivers the NMI. A
- * second NMI that arrived meanwhile is raised again once the first was taken; it then
- * waits in the interpreter until the first handler's IRET.
- */
-static void nmi_requeue(struct accel_vcpu *v, struct emu_cpu *cpu)
-{
-	if (atomic_load(&v->nmi_queued) > 0 && !(emu_pending_events(cpu) & EMU_EV_NMI) &&
-	    atomic_fetch_sub(&v->nmi_queued, 1) > 1)
-		emu_raise_events(cpu, EMU_EV_NMI);
-}
-
 /* Sleep until wake_seq moves from `seq` or VM time `deadline` (ns) passes. */
 static void soft_sleep(struct accel_vcpu *v, uint32_t seq, uint64_t deadline)
 {
@@ -89,7 +68,7 @@ static void soft_sleep(struct accel_vcpu *v, uint32_t seq, uint64_t deadline)
 	syscall(SYS_futex, &v->wake_seq, FUTEX_WAIT_PRIVATE, seq, tp, NULL, 0);
 }
 
-/* ---- emu_bus ---- */
+/* ---- state shared with the interpreter: CR8 and NMIs ---- */
 
 /*
  * CR8 is TPR[7:4]. The interpreter keeps CR8 in its state. A TPR written through the APIC
@@ -109,18 +88,60 @@ static void tpr_to_cr8(struct accel_vcpu *v, struct emu_cpu *cpu)
 	v->cr8_seen = tpr;
 }
 
+/* From v->scratch, just filled by emu_get_state. */
 static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
 {
-	uint8_t cr8;
+	uint8_t cr8 = (uint8_t)(v->scratch.cr8 & 0xf);
 
-	emu_get_state(cpu, &v->scratch);
-	cr8 = (uint8_t)(v->scratch.cr8 & 0xf);
 	if (cr8 == v->cr8_seen)
 		return;
 	v->cr8_seen = cr8;
 	lapic_set_tpr(v->lapic, (uint8_t)(cr8 << 4));
 }
 
+/* The vCPU whose run loop this thread is in (for NMIs a vCPU sends itself). */
+static __thread struct accel_vcpu *soft_current;
+
+/*
+ * The interpreter keeps one NMI request bit and clears it when it delivers the NMI. As KVM
+ * does, up to two NMIs are accepted when none is being handled (one delivered, one latched)
+ * and one while a handler runs; a latched one is raised again once the first was taken and
+ * then waits in the interpreter for the handler's IRET. Runs on the vCPU's thread.
+ */
+static void nmi_sync(struct accel_vcpu *v, struct emu_cpu *cpu, bool nmi_blocked)
+{
+	atomic_store(&v->nmi_blocked_seen, nmi_blocked);
+	if (atomic_load(&v->nmi_queued) > 0 && !(emu_pending_events(cpu) & EMU_EV_NMI) &&
+	    atomic_fetch_sub(&v->nmi_queued, 1) > 1)
+		emu_raise_events(cpu, EMU_EV_NMI);
+}
+
+/* Look at the interpreter's state between or inside instructions: CR8 and NMI blocking. */
+static void peek_state(struct accel_vcpu *v, struct emu_cpu *cpu)
+{
+	emu_get_state(cpu, &v->scratch);
+	cr8_to_tpr(v, cpu);
+	nmi_sync(v, cpu, v->scratch.nmi_blocked);
+}
+
+void soft_vcpu_nmi(struct accel_vcpu *v)
+{
+	struct emu_cpu *cpu = atomic_load(&v->cpu);
+	int q, limit;
+
+	if (soft_current == v && cpu)
+		peek_state(v, cpu);
+	limit = atomic_load(&v->nmi_blocked_seen) ? 1 : 2;
+	q = atomic_load(&v->nmi_queued);
+	do {
+		if (q >= limit)
+			return;		/* the latch is full: this NMI merges */
+	} while (!atomic_compare_exchange_weak(&v->nmi_queued, &q, q + 1));
+	soft_vcpu_notify(v, EMU_EV_NMI);
+}
+
+
+/* ---- emu_bus ---- */
 
 static uint8_t *bus_page_ptr(void *opaque, uint64_t gpa, bool write)
 {
@@ -137,7 +158,7 @@ static int bus_mmio(void *opaque, uint64_t gpa, unsigned size, bool write, uint6
 	struct accel *acc = v->acc;
 
 	if ((gpa & ~0xfffull) == v->apic_page) {
-		cr8_to_tpr(v, atomic_load(&v->cpu));
+		peek_state(v, atomic_load(&v->cpu));
 		lapic_mmio(v->lapic, gpa & 0xfff, size, write, val, soft_now(acc));
 		if (write && (gpa & 0xff0) == 0x80) {
 			v->tpr_written = true;
@@ -196,8 +217,7 @@ static int bus_intr_ack(void *opaque)
 	struct accel *acc = v->acc;
 	int vec;
 
-	cr8_to_tpr(v, atomic_load(&v->cpu));
-	nmi_requeue(v, atomic_load(&v->cpu));
+	peek_state(v, atomic_load(&v->cpu));
 	vec = lapic_intr_ack(v->lapic);
 
 	if (vec < 0 && lapic_accepts_extint(v->lapic) && i8259_output(acc->pic)) {
@@ -314,7 +334,7 @@ static int bus_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 	if (index >= LAPIC_MSR_X2APIC_FIRST && index <= LAPIC_MSR_X2APIC_LAST) {
 		struct emu_cpu *cpu = atomic_load(&v->cpu);
 
-		cr8_to_tpr(v, cpu);
+		peek_state(v, cpu);
 		r = lapic_msr(v->lapic, index, write, val, soft_now(v->acc));
 		/* WRMSR ends its trace: the run returns before the next instruction */
 		if (write && index == LAPIC_MSR_X2APIC_FIRST + (0x80 >> 4) && r == 0)
@@ -615,6 +635,7 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 	exit->msg[0] = '\0';
 	if (!cpu)
 		return -EINVAL;
+	soft_current = v;
 	for (;;) {
 		seq = atomic_load(&v->wake_seq);
 		take_init_sipi(v);
@@ -655,8 +676,7 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 		}
 		tpr_to_cr8(v, cpu);
 		r = emu_run(cpu, SOFT_BUDGET);
-		cr8_to_tpr(v, cpu);
-		nmi_requeue(v, cpu);
+		peek_state(v, cpu);
 		switch (r) {
 		case EMU_EXIT_BUDGET:
 			break;
