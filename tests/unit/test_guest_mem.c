@@ -214,3 +214,15 @@ TEST(rom_alias_splits_ram)
 	CHECK(gm_add_rom(gm, 0xFFFE0000ULL, sizeof bios, bios) == 0);
 	gm_destroy(gm);
 }
+
+TEST(wire_locks_or_says_why)
+{
+	struct guest_mem *gm;
+	int ret;
+
+	CHECK(gm_create(&gm, 1 << 20) == 0);
+	/* Root or a large RLIMIT_MEMLOCK: 0; otherwise the errno the machine reports. */
+	ret = gm_wire(gm);
+	CHECK(ret == 0 || ret == -ENOMEM || ret == -EPERM || ret == -EAGAIN);
+	gm_destroy(gm);
+}

@@ -1,5 +1,7 @@
-/* test_io_bus.c: io_bus registration (overlaps, limits), dispatch offsets, unclaimed. */
+/* test_io_bus.c: io_bus registration (overlaps, limits), dispatch offsets, unclaimed, threads. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "unit.h"
@@ -173,4 +175,57 @@ TEST(handler_may_move_ranges)
 	CHECK(io_bus_access(move_bus, IO_SPACE_MMIO, 0x8004, 4, false, &v));
 	CHECK_EQ_U64(r.calls, 2);
 	io_bus_destroy(move_bus);
+}
+
+/* Dispatch from several threads while another moves a range back and forth (a BAR). */
+struct stress {
+	struct io_bus *bus;
+	atomic_int stop;
+	atomic_long hits, misses;
+};
+
+static void counter(void *opaque, uint64_t offset, unsigned size, bool write, uint64_t *val)
+{
+	*val = offset;
+}
+
+static void *stress_reader(void *arg)
+{
+	struct stress *st = arg;
+
+	while (!atomic_load(&st->stop)) {
+		uint64_t v = 0;
+
+		if (io_bus_access(st->bus, IO_SPACE_MMIO, 0x10008, 4, false, &v)) {
+			if (v == 8)
+				atomic_fetch_add(&st->hits, 1);
+		} else if (v == 0xffffffff) {
+			atomic_fetch_add(&st->misses, 1);
+		}
+		io_bus_access(st->bus, IO_SPACE_PIO, 0x3f8, 1, false, &v);
+	}
+	return NULL;
+}
+
+TEST(concurrent_dispatch_and_moves)
+{
+	struct stress st = { 0 };
+	pthread_t t[3];
+
+	CHECK(io_bus_create(&st.bus) == 0);
+	CHECK(io_bus_register(st.bus, IO_SPACE_PIO, 0x3f8, 8, counter, NULL, "com1") == 0);
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, stress_reader, &st);
+	for (int i = 0; i < 20000; i++) {
+		uint64_t base = (i & 1) ? 0x10000 : 0x20000;
+
+		CHECK(io_bus_register(st.bus, IO_SPACE_MMIO, base, 0x1000, counter, NULL, "bar") == 0);
+		CHECK(io_bus_unregister(st.bus, IO_SPACE_MMIO, base) == 0);
+	}
+	atomic_store(&st.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	/* Every access was either routed with the right offset or read as unclaimed. */
+	CHECK(atomic_load(&st.hits) + atomic_load(&st.misses) > 0);
+	io_bus_destroy(st.bus);
 }
