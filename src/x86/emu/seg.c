@@ -5,6 +5,7 @@
  * privilege and type checks (#GP/#SS/#NP with selector error codes). Real mode keeps the
  * hidden limit and attributes ("unreal" mode); virtual-8086 loads use 64 KiB DPL 3 segments.
  */
+#include <string.h>
 #include "x86/emu/emu_internal.h"
 
 #define TYPE_CODE 0x8u
@@ -69,22 +70,53 @@ int emu_seg_access(struct emu_cpu *cpu, const struct emu_seg *seg, int sreg, uin
 	return emu_lin_read(cpu, lin, buf, size, acc & EMU_ACC_IMPLICIT);
 }
 
+/*
+ * The software TLB entry for an access that stays in one RAM page and that the entry's
+ * permissions allow as mmu.c's tlb_allows() would; NULL sends the access the long way.
+ */
+static inline struct emu_tlb_entry *tlb_hit(struct emu_cpu *cpu, uint64_t lin, unsigned size,
+					    bool write)
+{
+	struct emu_tlb_entry *e = &cpu->sys.tlb[(lin >> 12) % EMU_TLB_SIZE];
+	uint32_t need = cpu->cpl == 3 ? EMU_TLB_USER : 0;
+
+	if ((lin & 0xfff) + size > 4096 || e->tag != ((lin & ~0xfffull) | 1) || !e->host)
+		return NULL;
+	if (write) {
+		need |= EMU_TLB_DIRTY | EMU_TLB_HOSTW;
+		if (cpu->cpl == 3 || (cpu->st.cr0 & (1u << 16)))
+			need |= EMU_TLB_WRITE;
+	}
+	return (e->perm & need) == need ? e : NULL;
+}
+
 int emu_mem_read(struct emu_cpu *cpu, int sreg, uint64_t offset, void *dst, unsigned size)
 {
+	struct emu_tlb_entry *e;
 	uint64_t lin;
 
 	if (emu_seg_lin(cpu, &cpu->st.seg[sreg], sreg, offset, size, EMU_ACC_READ, &lin))
 		return EMU_FAULT;
+	if ((e = tlb_hit(cpu, lin, size, false))) {
+		memcpy(dst, e->host + (lin & 0xfff), size);
+		return 0;
+	}
 	return emu_lin_read(cpu, lin, dst, size, 0);
 }
 
 int emu_mem_write(struct emu_cpu *cpu, int sreg, uint64_t offset, const void *src,
 		  unsigned size)
 {
+	struct emu_tlb_entry *e;
 	uint64_t lin;
 
 	if (emu_seg_lin(cpu, &cpu->st.seg[sreg], sreg, offset, size, EMU_ACC_WRITE, &lin))
 		return EMU_FAULT;
+	if ((e = tlb_hit(cpu, lin, size, true))) {
+		memcpy(e->host + (lin & 0xfff), src, size);
+		emu_code_written(cpu, e->gpa | (lin & 0xfff), size);
+		return 0;
+	}
 	return emu_lin_write(cpu, lin, src, size, 0);
 }
 
