@@ -496,6 +496,7 @@ static void cli_defaults(void)
 	cli_set("memory.size", "256M");
 	cli_set("x86.strictmsr", "true");
 	cli_set("lpc.fwcfg", "bhyve");
+	cli_set("accel", "auto");
 }
 
 bool cli_parse(int argc, char **argv, int *exit_code)

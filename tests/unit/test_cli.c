@@ -705,7 +705,7 @@ TEST(config_dump)
 	CHECK_EQ_U64(code, 1);
 	expect_output("acpi_tables=false\nacpi_tables_in_memory=true\nmemory.size=1G\n"
 			    "x86.strictmsr=true\nx86.vmexit_on_hlt=true\nlpc.fwcfg=bhyve\n"
-			    "lpc.com1.path=stdio\ncpus=2\npci.0.0.0.device=hostbridge\n"
+			    "lpc.com1.path=stdio\naccel=auto\ncpus=2\npci.0.0.0.device=hostbridge\n"
 			    "pci.0.2.0.device=virtio-blk\npci.0.2.0.path=/vm/d.img\n"
 			    "pci.0.31.0.device=lpc\nconfig.dump=1\nname=vm1\n");
 	/* The dump reads back with -k (after removing config.dump) to the same tree. */
