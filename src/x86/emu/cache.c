@@ -93,8 +93,7 @@ void emu_cache_flush(struct emu_cpu *cpu)
 {
 	struct emu_core *core = emu_core(cpu);
 
-	for (unsigned i = 0; i < EMU_TRACE_SLOTS; i++)
-		core->traces[i].gpa = ~0ull;
+	memset(core->traces, 0, sizeof(*core->traces) * EMU_TRACE_SLOTS);
 	core->pool_used = 0;
 	core->fetch_valid = false;
 }
@@ -115,7 +114,7 @@ static const struct emu_trace *build_scratch(struct emu_cpu *cpu, const uint8_t 
 	core->scratch.page = &emu_nocache_page;
 	core->scratch.gen = 0;
 	core->scratch.n = 1;
-	core->scratch.gpa = ~0ull;
+	core->scratch.tag = 0;
 	return &core->scratch;
 }
 
@@ -208,7 +207,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	    (lin & ~0xfffull) == core->fetch_lin_page) {
 		gpa = core->fetch_gpa_page | (lin & 0xfff);
 		t = &core->traces[emu_trace_slot(gpa, mode)];
-		if (t->gpa == gpa && t->mode == mode &&
+		if (t->tag == emu_trace_tag(gpa, mode) &&
 		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 			return t;
 	}
@@ -225,7 +224,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	core->fetch_lin_page = lin & ~0xfffull;
 	core->fetch_gpa_page = gpa & ~0xfffull;
 	t = &core->traces[emu_trace_slot(gpa, mode)];
-	if (t->gpa == gpa && t->mode == mode &&
+	if (t->tag == emu_trace_tag(gpa, mode) &&
 	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 		return t;
 
@@ -264,8 +263,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 		if (memcmp(buf, p, pos) == 0 || tries >= 2)
 			break;
 	}
-	t->gpa = gpa;
-	t->mode = mode;
+	t->tag = emu_trace_tag(gpa, mode);
 	t->page = page;
 	t->gen = gen;
 	t->n = n;

@@ -21,13 +21,18 @@ struct emu_page {
 };
 
 struct emu_trace {
-	uint64_t gpa;			/* first instruction; ~0 when the slot is empty */
+	uint64_t tag;			/* emu_trace_tag(gpa, mode); 0 when the slot is empty */
 	struct emu_page *page;
 	struct emu_insn *insn;
 	uint32_t gen;
-	uint8_t mode;
 	uint8_t n;
 };
+
+/* Key of a trace: guest-physical address of its first instruction and the CPU mode. */
+static inline uint64_t emu_trace_tag(uint64_t gpa, unsigned mode)
+{
+	return (gpa << 4) | 8 | mode;
+}
 
 struct emu_core {
 	ZydisDecoder dec[EMU_NMODES];
@@ -104,7 +109,7 @@ static inline const struct emu_trace *emu_trace_fast(struct emu_cpu *cpu)
 		return NULL;
 	gpa = core->fetch_gpa_page | (lin & 0xfff);
 	t = &core->traces[emu_trace_slot(gpa, mode)];
-	if (t->gpa == gpa && t->mode == mode &&
+	if (t->tag == emu_trace_tag(gpa, mode) &&
 	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 		return t;
 	return NULL;

@@ -23,7 +23,7 @@ static inline uint64_t rel_target(const struct emu_cpu *cpu, const struct emu_in
 static inline int branch_to(struct emu_cpu *cpu, uint64_t target)
 {
 	if (cpu->mode == EMU_MODE_LONG64 &&
-	    (uint64_t)(((int64_t)target << 16) >> 16) == target) {
+	    emu_canonical(target)) {
 		cpu->st.rip = target;
 		return EMU_OK;
 	}

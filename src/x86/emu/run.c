@@ -8,7 +8,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "exec.h"
+
+#define EMU_TRACES_BYTES (sizeof(struct emu_trace) * EMU_TRACE_SLOTS)
+#define EMU_POOL_BYTES (sizeof(struct emu_insn) * EMU_POOL_INSNS)
 
 struct emu_cpu *emu_cpu_create(struct emu_machine *m, const struct emu_bus *bus)
 {
@@ -17,21 +21,26 @@ struct emu_cpu *emu_cpu_create(struct emu_machine *m, const struct emu_bus *bus)
 
 	if (!cpu || !core)
 		goto fail;
-	core->traces = malloc(sizeof(*core->traces) * EMU_TRACE_SLOTS);
-	core->pool = malloc(sizeof(*core->pool) * EMU_POOL_INSNS);
-	if (!core->traces || !core->pool || emu_decoder_init(core) < 0)
+	/* anonymous mappings: zeroed, and only the pages in use cost memory */
+	core->traces = mmap(NULL, EMU_TRACES_BYTES, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	core->pool = mmap(NULL, EMU_POOL_BYTES, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (core->traces == MAP_FAILED || core->pool == MAP_FAILED ||
+	    emu_decoder_init(core) < 0)
 		goto fail;
 	cpu->core_private = core;
 	cpu->machine = m;
 	cpu->bus = *bus;
-	emu_cache_flush(cpu);
 	emu_reset_state(&cpu->st);
 	emu_sys_state_changed(cpu);
 	return cpu;
 fail:
 	if (core) {
-		free(core->traces);
-		free(core->pool);
+		if (core->traces && core->traces != MAP_FAILED)
+			munmap(core->traces, EMU_TRACES_BYTES);
+		if (core->pool && core->pool != MAP_FAILED)
+			munmap(core->pool, EMU_POOL_BYTES);
 	}
 	free(core);
 	free(cpu);
@@ -45,8 +54,8 @@ void emu_cpu_destroy(struct emu_cpu *cpu)
 	if (!cpu)
 		return;
 	core = emu_core(cpu);
-	free(core->traces);
-	free(core->pool);
+	munmap(core->traces, EMU_TRACES_BYTES);
+	munmap(core->pool, EMU_POOL_BYTES);
 	free(core);
 	free(cpu);
 }
@@ -173,7 +182,7 @@ int emu_pop(struct emu_cpu *cpu, uint64_t *val, unsigned size)
 int emu_branch(struct emu_cpu *cpu, uint64_t target)
 {
 	if (cpu->mode == EMU_MODE_LONG64) {
-		if ((uint64_t)(((int64_t)target << 16) >> 16) != target)
+		if (!emu_canonical(target))
 			return emu_gp0(cpu);
 	} else if (target > cpu->st.seg[EMU_CS].limit) {
 		return emu_gp0(cpu);
