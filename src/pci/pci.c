@@ -4,7 +4,8 @@
  * relocation (registered on the io bus while the command register enables decode),
  * capability lists, single-message MSI, and INTx as level lines shared per PIRQ link (GSI
  * 16-19, and PIC IRQs through the PIIX3 PIRQ registers). Leaves out: expansion ROM BARs
- * (read as 0), bridges to secondary buses, multi-message and maskable MSI, MSI-X.
+ * (read as 0), bridges to secondary buses, multi-message and maskable MSI. MSI-X tables live
+ * in a BAR the core serves (pci_msix_*).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +67,12 @@ struct pci_slot {
 	unsigned cap_next;	/* next free config offset for a capability */
 	unsigned cap_last;	/* offset of the last capability, 0 when none */
 	unsigned msi_off;	/* MSI capability offset, 0 when none */
+	unsigned msix_off;	/* MSI-X capability offset, 0 when none */
+	int msix_bar;
+	unsigned msix_nvec, msix_pba_off;
+	uint8_t *msix_table;	/* msix_nvec 16-byte entries */
+	uint64_t *msix_pba;
+	pthread_mutex_t msix_lock;	/* table, PBA and delivery */
 	struct pci_slot *next;
 };
 
@@ -205,6 +212,194 @@ bool pci_msi_notify(struct pci_dev *pdev)
 	addr = (uint64_t)pci_cfg_read32(pdev, off + 8) << 32 | pci_cfg_read32(pdev, off + 4);
 	vm_msi(pdev->vm, addr, pci_cfg_read16(pdev, off + 12));
 	return true;
+}
+
+/* ---- MSI-X ---- */
+
+#define PCIY_MSIX 0x11
+#define PCIM_MSIXCTRL_ENABLE 0x8000
+#define PCIM_MSIXCTRL_FMASK 0x4000
+#define PCI_MSIX_ENTRY 16
+#define PCI_MSIX_VCTRL_MASK 1u
+#define PCI_MSIX_MAX 2048
+
+static uint64_t pci_pow2_at_least(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+int pci_msix_add(struct pci_dev *pdev, int bar, unsigned nvec)
+{
+	struct pci_slot *s = pci_slot_of(pdev);
+	uint8_t cap[12] = { PCIY_MSIX, 0 };
+	uint64_t table_bytes, pba_off, size;
+	int off, ret;
+
+	if (s->msix_off)
+		return -EEXIST;
+	if (nvec == 0 || nvec > PCI_MSIX_MAX || bar < 0 || bar > 5)
+		return -EINVAL;
+	table_bytes = (uint64_t)nvec * PCI_MSIX_ENTRY;
+	pba_off = (table_bytes + 7) & ~7ULL;
+	size = pci_pow2_at_least(pba_off + ((nvec + 63) / 64) * 8);
+	if (size < 4096)
+		size = 4096;
+	ret = pci_add_bar(pdev, bar, PCI_BAR_MEM32, size);
+	if (ret < 0)
+		return ret;
+	s->msix_table = calloc(nvec, PCI_MSIX_ENTRY);
+	s->msix_pba = calloc((nvec + 63) / 64, 8);
+	if (!s->msix_table || !s->msix_pba) {
+		free(s->msix_table);
+		free(s->msix_pba);
+		s->msix_table = NULL;
+		s->msix_pba = NULL;
+		pdev->bar[bar].type = PCI_BAR_NONE;
+		return -ENOMEM;
+	}
+	cap[2] = (uint8_t)(nvec - 1);
+	cap[3] = (uint8_t)((nvec - 1) >> 8);
+	cap[4] = (uint8_t)bar;			/* table at offset 0 */
+	cap[8] = (uint8_t)(pba_off | (unsigned)bar);
+	cap[9] = (uint8_t)(pba_off >> 8);
+	cap[10] = (uint8_t)(pba_off >> 16);
+	off = pci_add_capability(pdev, cap, sizeof cap);
+	if (off < 0) {
+		free(s->msix_table);
+		free(s->msix_pba);
+		s->msix_table = NULL;
+		s->msix_pba = NULL;
+		pdev->bar[bar].type = PCI_BAR_NONE;
+		return off;
+	}
+	for (unsigned v = 0; v < nvec; v++)
+		s->msix_table[v * PCI_MSIX_ENTRY + 12] = PCI_MSIX_VCTRL_MASK;
+	pthread_mutex_init(&s->msix_lock, NULL);
+	s->msix_off = (unsigned)off;
+	s->msix_bar = bar;
+	s->msix_nvec = nvec;
+	s->msix_pba_off = (unsigned)pba_off;
+	pdev->cfg_wmask[off + 3] = (PCIM_MSIXCTRL_ENABLE | PCIM_MSIXCTRL_FMASK) >> 8;
+	return off;
+}
+
+static uint16_t pci_msix_ctrl(const struct pci_slot *s)
+{
+	return pci_cfg_read16(&s->dev, s->msix_off + 2);
+}
+
+bool pci_msix_enabled(const struct pci_dev *pdev)
+{
+	const struct pci_slot *s =
+		(const struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+
+	return s->msix_off && (pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE);
+}
+
+unsigned pci_msix_count(const struct pci_dev *pdev)
+{
+	const struct pci_slot *s =
+		(const struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+
+	return s->msix_off ? s->msix_nvec : 0;
+}
+
+/* msix_lock held: send `vec` now, or leave it pending while masked. */
+static void pci_msix_fire(struct pci_slot *s, unsigned vec)
+{
+	const uint8_t *e = &s->msix_table[vec * PCI_MSIX_ENTRY];
+	uint32_t lo, hi, data, vctrl;
+
+	memcpy(&lo, e, 4);
+	memcpy(&hi, e + 4, 4);
+	memcpy(&data, e + 8, 4);
+	memcpy(&vctrl, e + 12, 4);
+	if ((vctrl & PCI_MSIX_VCTRL_MASK) || (pci_msix_ctrl(s) & PCIM_MSIXCTRL_FMASK)) {
+		s->msix_pba[vec / 64] |= 1ULL << (vec % 64);
+		return;
+	}
+	s->msix_pba[vec / 64] &= ~(1ULL << (vec % 64));
+	vm_msi(s->dev.vm, (uint64_t)hi << 32 | lo, data);
+}
+
+int pci_msix_notify(struct pci_dev *pdev, unsigned vec)
+{
+	struct pci_slot *s = pci_slot_of(pdev);
+
+	if (!pci_msix_enabled(pdev) || vec >= s->msix_nvec)
+		return -EINVAL;
+	pthread_mutex_lock(&s->msix_lock);
+	pci_msix_fire(s, vec);
+	pthread_mutex_unlock(&s->msix_lock);
+	return 0;
+}
+
+int pci_msix_entry(struct pci_dev *pdev, unsigned vec, uint64_t *addr, uint32_t *data,
+		   bool *masked)
+{
+	struct pci_slot *s = pci_slot_of(pdev);
+	uint32_t lo, hi, vctrl;
+
+	if (!s->msix_off || vec >= s->msix_nvec)
+		return -EINVAL;
+	pthread_mutex_lock(&s->msix_lock);
+	memcpy(&lo, &s->msix_table[vec * PCI_MSIX_ENTRY], 4);
+	memcpy(&hi, &s->msix_table[vec * PCI_MSIX_ENTRY + 4], 4);
+	memcpy(data, &s->msix_table[vec * PCI_MSIX_ENTRY + 8], 4);
+	memcpy(&vctrl, &s->msix_table[vec * PCI_MSIX_ENTRY + 12], 4);
+	*masked = (vctrl & PCI_MSIX_VCTRL_MASK) || !(pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE) ||
+		  (pci_msix_ctrl(s) & PCIM_MSIXCTRL_FMASK);
+	pthread_mutex_unlock(&s->msix_lock);
+	*addr = (uint64_t)hi << 32 | lo;
+	return 0;
+}
+
+/* msix_lock held: deliver what became unmasked. */
+static void pci_msix_flush(struct pci_slot *s)
+{
+	if (!(pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE))
+		return;
+	for (unsigned v = 0; v < s->msix_nvec; v++)
+		if (s->msix_pba[v / 64] & (1ULL << (v % 64)))
+			pci_msix_fire(s, v);
+}
+
+/* Table and PBA accesses (any size up to 8, within the BAR); the PBA is read-only. */
+static void pci_msix_bar_io(struct pci_slot *s, uint64_t offset, unsigned size, bool write,
+			    uint64_t *val)
+{
+	uint64_t table_bytes = (uint64_t)s->msix_nvec * PCI_MSIX_ENTRY;
+	uint64_t pba_bytes = ((s->msix_nvec + 63) / 64) * 8;
+
+	pthread_mutex_lock(&s->msix_lock);
+	if (offset + size <= table_bytes) {
+		if (write) {
+			uint8_t *p = &s->msix_table[offset];
+
+			for (unsigned i = 0; i < size; i++)
+				p[i] = (uint8_t)(*val >> (8 * i));
+			pci_msix_flush(s);
+		} else {
+			uint64_t v = 0;
+
+			memcpy(&v, &s->msix_table[offset], size);
+			*val = v;
+		}
+	} else if (offset >= s->msix_pba_off && offset + size <= s->msix_pba_off + pba_bytes) {
+		if (!write) {
+			uint64_t v = 0;
+
+			memcpy(&v, (const uint8_t *)s->msix_pba + (offset - s->msix_pba_off), size);
+			*val = v;
+		}
+	} else if (!write) {
+		*val = 0;
+	}
+	pthread_mutex_unlock(&s->msix_lock);
 }
 
 /* ---- INTx ---- */
@@ -357,6 +552,10 @@ static void pci_bar_io(void *opaque, uint64_t offset, unsigned size, bool write,
 			*val = ~0ULL;
 		return;
 	}
+	if (ref->slot->msix_off && ref->idx == ref->slot->msix_bar) {
+		pci_msix_bar_io(ref->slot, offset, size, write, val);
+		return;
+	}
 	if (write) {
 		if (ops && ops->bar_write)
 			ops->bar_write(pdev, ref->idx, offset, size, *val);
@@ -482,6 +681,14 @@ static void pci_bar_reg_write(struct pci_dev *pdev, int reg, uint32_t v)
 
 /* ---- configuration space ---- */
 
+/* Whether a config write reaches the MSI-X message control register. */
+static bool pci_msix_touched(struct pci_dev *pdev, unsigned off, unsigned size)
+{
+	unsigned ctrl = pci_slot_of(pdev)->msix_off + 2;
+
+	return pci_slot_of(pdev)->msix_off && off <= ctrl + 1 && off + size > ctrl;
+}
+
 static void pci_cfg_core_write(struct pci_dev *pdev, unsigned off, unsigned size, uint32_t v)
 {
 	uint16_t old_cmd = pci_cfg_read16(pdev, PCIR_COMMAND);
@@ -499,6 +706,13 @@ static void pci_cfg_core_write(struct pci_dev *pdev, unsigned off, unsigned size
 		uint8_t wm = pdev->cfg_wmask[off + i], b = (uint8_t)(v >> (8 * i));
 
 		pdev->cfg[off + i] = (uint8_t)((pdev->cfg[off + i] & ~wm) | (b & wm));
+	}
+	if (pci_msix_touched(pdev, off, size)) {
+		struct pci_slot *ms = pci_slot_of(pdev);
+
+		pthread_mutex_lock(&ms->msix_lock);
+		pci_msix_flush(ms);
+		pthread_mutex_unlock(&ms->msix_lock);
 	}
 	if (off <= PCIR_COMMAND + 1 && off + size > PCIR_COMMAND) {
 		uint16_t cmd = pci_cfg_read16(pdev, PCIR_COMMAND);
@@ -760,6 +974,16 @@ void pci_bus_reset(struct pci_bus *bus)
 {
 	for (struct pci_slot *s = bus->slots; s; s = s->next) {
 		pci_intx_deassert(&s->dev);
+		if (s->msix_off) {
+			pthread_mutex_lock(&s->msix_lock);
+			s->dev.cfg[s->msix_off + 3] &= (uint8_t)~((PCIM_MSIXCTRL_ENABLE |
+								   PCIM_MSIXCTRL_FMASK) >> 8);
+			memset(s->msix_table, 0, (size_t)s->msix_nvec * PCI_MSIX_ENTRY);
+			for (unsigned v = 0; v < s->msix_nvec; v++)
+				s->msix_table[v * PCI_MSIX_ENTRY + 12] = PCI_MSIX_VCTRL_MASK;
+			memset(s->msix_pba, 0, ((s->msix_nvec + 63) / 64) * 8);
+			pthread_mutex_unlock(&s->msix_lock);
+		}
 		if (s->dev.ops && s->dev.ops->reset)
 			s->dev.ops->reset(&s->dev);
 	}
@@ -778,6 +1002,10 @@ void pci_bus_destroy(struct pci_bus *bus)
 				pci_bar_unsync(&s->dev, i);
 		if (s->dev.ops && s->dev.ops->destroy)
 			s->dev.ops->destroy(&s->dev);
+		if (s->msix_off)
+			pthread_mutex_destroy(&s->msix_lock);
+		free(s->msix_table);
+		free(s->msix_pba);
 		free(s);
 	}
 	io_bus_unregister(vm_io(bus->vm), IO_SPACE_PIO, PCI_CONF1_ADDR_PORT);

@@ -68,6 +68,20 @@ int pci_add_capability(struct pci_dev *pdev, const uint8_t *cap, unsigned len);
 int pci_msi_add(struct pci_dev *pdev);
 bool pci_msi_enabled(const struct pci_dev *pdev);
 bool pci_msi_notify(struct pci_dev *pdev);
+/*
+ * MSI-X (PCI 3.0 §6.8.2): pci_msix_add appends the capability and declares BAR `bar` as a
+ * 32-bit memory BAR that the core serves itself: the table (nvec 16-byte entries, all masked
+ * at reset) at offset 0 and the pending-bit array after it. Returns the capability offset or
+ * -errno. pci_msix_notify sends vector `vec`, or sets its pending bit while the vector or the
+ * function is masked (sent on unmask); 0, or -EINVAL when MSI-X is off or vec is out of range.
+ * pci_msix_entry reads an entry (for irqfd routing). Any thread.
+ */
+int pci_msix_add(struct pci_dev *pdev, int bar, unsigned nvec);
+bool pci_msix_enabled(const struct pci_dev *pdev);
+unsigned pci_msix_count(const struct pci_dev *pdev);
+int pci_msix_notify(struct pci_dev *pdev, unsigned vec);
+int pci_msix_entry(struct pci_dev *pdev, unsigned vec, uint64_t *addr, uint32_t *data,
+		   bool *masked);
 /* Ask for an INTx line (pin INTA); routed by slot. */
 int pci_intx_request(struct pci_dev *pdev);
 void pci_intx_assert(struct pci_dev *pdev);
