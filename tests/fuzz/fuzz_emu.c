@@ -4,10 +4,10 @@
  * the code (also repeated over the page holding the IVT/GDT/IDT), over a fake bus with 1 MiB
  * of RAM (MMIO and ports answer all ones). emu_run gets a small budget: it must not crash or hang
  * and must not touch host memory outside the fake RAM (ASan checks).
- * Build: clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *   tests/fuzz/fuzz_emu.c src/x86/emu/[a-z]*.c -lZydis -o build/fuzz_emu
- * Run:   build/fuzz_emu -max_total_time=60 -max_len=4096
+ * Built and run briefly by tests/fuzz/run.sh:
  */
+/* FUZZ_SOURCES: src/x86/emu/[a-z]*.c */
+/* FUZZ_LIBS: -lZydis */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
