@@ -137,6 +137,7 @@ static int exec_sys(struct emu_cpu *cpu, const struct emu_insn *in)
 	int r;
 
 	cpu->st.rip = cpu->insn_rip;
+	cpu->fast64 = false;	/* modes and privileges may change inside: full checks */
 	r = in->sys_exec(cpu, in);
 	emu_core(cpu)->fetch_valid = false;
 	if (cpu->sys.bus_stop)

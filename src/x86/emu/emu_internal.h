@@ -347,6 +347,8 @@ struct emu_cpu {
 	uint64_t lf_res, lf_src1, lf_src2;
 	uint8_t lf_op, lf_size, lf_cin;
 	bool brk;			/* leave the trace loop after this instruction (SMC, MMIO stop) */
+	bool fast64;			/* data fast path usable (64-bit mode); see exec.h */
+	uint32_t fast_need_r, fast_need_w;	/* software-TLB permissions a fast access needs */
 };
 
 static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in)

@@ -191,30 +191,33 @@ static inline uint64_t emu_ea_off(const struct emu_cpu *cpu, const struct emu_in
  * RAM), the access stays in one page and the page is RAM. NULL means "take the full path"
  * (emu_mem_read/emu_mem_write), which also raises any fault.
  */
+/* Recompute the fast path's mode and permission needs; the run loop calls it before each
+ * run of traces (mode, CPL and CR0.WP change only in system handlers and deliveries, which
+ * end a run). */
+static inline void emu_fast_refresh(struct emu_cpu *cpu)
+{
+	bool user = cpu->cpl == 3;
+
+	cpu->fast64 = cpu->mode == EMU_MODE_LONG64;
+	cpu->fast_need_r = user ? EMU_TLB_USER : 0;
+	cpu->fast_need_w = cpu->fast_need_r | EMU_TLB_DIRTY | EMU_TLB_HOSTW |
+			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);
+}
+
 static inline uint8_t *emu_fast_ptr(struct emu_cpu *cpu, int sreg, uint64_t off, unsigned size,
 				    bool write, uint64_t *gpa)
 {
 	const struct emu_tlb_entry *e;
 	uint64_t lin;
-	uint32_t need;
-	bool user;
+	uint32_t need = write ? cpu->fast_need_w : cpu->fast_need_r;
 
-	if (cpu->mode != EMU_MODE_LONG64 || (size & (size - 1)) || size > 8)
+	if (!cpu->fast64 || (size & (size - 1)) || size > 8)
 		return NULL;
 	lin = off + (sreg >= EMU_FS ? cpu->st.seg[sreg].base : 0);
 	if ((lin & 0xfff) + size > 4096)
 		return NULL;
 	e = &cpu->sys.tlb[(lin >> 12) % EMU_TLB_SIZE];
-	if (e->tag != ((lin & ~0xfffull) | 1) || !e->host)
-		return NULL;
-	user = cpu->cpl == 3;
-	need = user ? EMU_TLB_USER : 0;
-	if (write) {
-		need |= EMU_TLB_DIRTY | EMU_TLB_HOSTW;
-		if (user || (cpu->st.cr0 & (1u << 16)))
-			need |= EMU_TLB_WRITE;
-	}
-	if ((e->perm & need) != need)
+	if (e->tag != ((lin & ~0xfffull) | 1) || !e->host || (e->perm & need) != need)
 		return NULL;
 	*gpa = e->gpa | (lin & 0xfff);
 	return e->host + (lin & 0xfff);

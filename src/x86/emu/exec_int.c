@@ -291,11 +291,16 @@ static int exec_shift(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned n, i;
 	bool cf;
 
-	TRY(emu_opr(cpu, in, 0, &a));
-	if (in->nops > 1)
-		TRY(emu_opr(cpu, in, 1, &c));
+	if (in->op[0].kind == EMU_OPK_REG && in->op[0].reg < 16)
+		a = cpu->st.gpr[in->op[0].reg];
 	else
+		TRY(emu_opr(cpu, in, 0, &a));
+	if (in->nops < 2)
 		c = 1;
+	else if (in->op[1].kind == EMU_OPK_IMM)
+		c = in->op[1].imm;
+	else
+		c = cpu->st.gpr[EMU_RCX];
 	a &= m;
 	n = c & (sz == 8 ? 63 : 31);
 	if (n == 0)

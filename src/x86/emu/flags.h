@@ -96,7 +96,10 @@ static inline void emu_flags_materialise(struct emu_cpu *cpu)
 /* Set the arithmetic flags in `mask` to those of `val`, eagerly. */
 static inline void emu_flags_set(struct emu_cpu *cpu, uint32_t mask, uint32_t val)
 {
-	emu_flags_materialise(cpu);
+	if ((mask & EMU_ARITH) == EMU_ARITH)	/* all lazy flags replaced: nothing to compute */
+		cpu->lf_op = LF_NONE;
+	else
+		emu_flags_materialise(cpu);
 	cpu->st.rflags = (cpu->st.rflags & ~(uint64_t)mask) | (val & mask);
 }
 

@@ -347,6 +347,7 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 				return EMU_EXIT_BUDGET;
 			continue;
 		}
+		emu_fast_refresh(cpu);
 		if (__builtin_expect(step || cpu->st.interrupt_shadow ||
 				     (cpu->st.rflags & EMU_TF), 0))
 			r = run_one(cpu, t);
