@@ -767,6 +767,37 @@ static int exec_mov_ri(struct emu_cpu *cpu, const struct emu_insn *in)
 DEF_MOV_SZ(4)
 DEF_MOV_SZ(8)
 
+/* Any addressing form, with the access size folded in. */
+#define DEF_MOVX_SZ(SZ)                                                                  \
+	static int exec_mov_rmx##SZ(struct emu_cpu *cpu, const struct emu_insn *in)      \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[1];                               \
+		uint64_t v;                                                              \
+		TRY(emu_rd(cpu, op->seg, emu_ea_off(cpu, in, op), &v, SZ));              \
+		cpu->st.gpr[in->op[0].reg] = v;                                          \
+		return EMU_OK;                                                           \
+	}                                                                                \
+	static int exec_mov_mrx##SZ(struct emu_cpu *cpu, const struct emu_insn *in)      \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[0];                               \
+		return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op),                     \
+			      cpu->st.gpr[in->op[1].reg], SZ);                           \
+	}                                                                                \
+	static int exec_mov_mix##SZ(struct emu_cpu *cpu, const struct emu_insn *in)      \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[0];                               \
+		return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), in->op[1].imm, SZ); \
+	}
+DEF_MOVX_SZ(4)
+DEF_MOVX_SZ(8)
+
+static int exec_mov_mix1(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct emu_operand *op = &in->op[0];
+
+	return emu_wr(cpu, op->seg, emu_ea_off(cpu, in, op), in->op[1].imm, 1);
+}
+
 static bool base_disp(const struct emu_operand *op)
 {
 	return op->kind == EMU_OPK_MEM && op->base < 16 && !op->rip_rel &&
@@ -997,12 +1028,17 @@ emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic)
 			return in->op[0].size == 8 ? exec_mov_rm8 : exec_mov_rm4;
 		if (r1 && base_disp(&in->op[0]) && (in->op[0].size == 4 || in->op[0].size == 8))
 			return in->op[0].size == 8 ? exec_mov_mr8 : exec_mov_mr4;
+		if (r0 && in->op[1].kind == EMU_OPK_MEM && (in->op[0].size & 12))
+			return in->op[0].size == 8 ? exec_mov_rmx8 : exec_mov_rmx4;
+		if (r1 && in->op[0].kind == EMU_OPK_MEM && (in->op[0].size & 12))
+			return in->op[0].size == 8 ? exec_mov_mrx8 : exec_mov_mrx4;
 		if (r0 && in->op[1].kind == EMU_OPK_MEM)
 			return exec_mov_rm;
 		if (in->op[0].kind == EMU_OPK_MEM && r1)
 			return exec_mov_mr;
 		if (in->op[0].kind == EMU_OPK_MEM && in->op[1].kind == EMU_OPK_IMM)
-			return exec_mov_mi;
+			return in->op[0].size == 8 ? exec_mov_mix8 : in->op[0].size == 4 ? exec_mov_mix4 :
+			       in->op[0].size == 1 ? exec_mov_mix1 : exec_mov_mi;
 		return exec_mov;
 	case ZYDIS_MNEMONIC_MOVZX:
 	case ZYDIS_MNEMONIC_MOVSX:
