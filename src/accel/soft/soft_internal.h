@@ -57,8 +57,7 @@ struct accel_vcpu {
 	int ncpuid;
 	_Atomic uint32_t wake_seq;	/* futex word: bumped by every wake-up */
 	_Atomic uint32_t early_events;	/* EMU_EV_* raised before the emu_cpu existed */
-	_Atomic int nmi_queued;		/* NMIs accepted, not yet delivered */
-	atomic_bool nmi_blocked_seen;	/* an NMI handler ran at the last look */
+	atomic_bool nmi_latched;	/* a second NMI waits behind the interpreter's one */
 	atomic_bool kicked;
 	atomic_bool stuck;		/* cannot run by itself (for the PIT owner choice) */
 	bool created;

@@ -103,43 +103,43 @@ static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
 static __thread struct accel_vcpu *soft_current;
 
 /*
- * The interpreter keeps one NMI request bit and clears it when it delivers the NMI. As KVM
- * does, up to two NMIs are accepted when none is being handled (one delivered, one latched)
- * and one while a handler runs; a latched one is raised again once the first was taken and
- * then waits in the interpreter for the handler's IRET. Runs on the vCPU's thread.
+ * NMIs. The interpreter keeps one request bit (EMU_EV_NMI), cleared when it delivers the
+ * NMI and held while an NMI handler runs (until IRET). As under KVM, an NMI that arrives
+ * while the bit is set is latched here (once) and raised again when the bit clears; only
+ * when the vCPU sends itself an NMI from inside its handler, with one already waiting, is
+ * it dropped (the hardware latch is full).
  */
-static void nmi_sync(struct accel_vcpu *v, struct emu_cpu *cpu, bool nmi_blocked)
+static void nmi_sync(struct accel_vcpu *v, struct emu_cpu *cpu)
 {
-	atomic_store(&v->nmi_blocked_seen, nmi_blocked);
-	if (atomic_load(&v->nmi_queued) > 0 && !(emu_pending_events(cpu) & EMU_EV_NMI) &&
-	    atomic_fetch_sub(&v->nmi_queued, 1) > 1)
+	if (atomic_load(&v->nmi_latched) && !(emu_pending_events(cpu) & EMU_EV_NMI) &&
+	    atomic_exchange(&v->nmi_latched, false))
 		emu_raise_events(cpu, EMU_EV_NMI);
 }
 
-/* Look at the interpreter's state between or inside instructions: CR8 and NMI blocking. */
+/* Look at the interpreter's state between or inside instructions: CR8 and NMIs. */
 static void peek_state(struct accel_vcpu *v, struct emu_cpu *cpu)
 {
 	emu_get_state(cpu, &v->scratch);
 	cr8_to_tpr(v, cpu);
-	nmi_sync(v, cpu, v->scratch.nmi_blocked);
+	nmi_sync(v, cpu);
 }
 
 void soft_vcpu_nmi(struct accel_vcpu *v)
 {
 	struct emu_cpu *cpu = atomic_load(&v->cpu);
-	int q, limit;
 
-	if (soft_current == v && cpu)
-		peek_state(v, cpu);
-	limit = atomic_load(&v->nmi_blocked_seen) ? 1 : 2;
-	q = atomic_load(&v->nmi_queued);
-	do {
-		if (q >= limit)
-			return;		/* the latch is full: this NMI merges */
-	} while (!atomic_compare_exchange_weak(&v->nmi_queued, &q, q + 1));
+	if (cpu && (emu_pending_events(cpu) & EMU_EV_NMI)) {
+		if (soft_current == v) {
+			peek_state(v, cpu);
+			if (v->scratch.nmi_blocked)
+				return;
+		}
+		atomic_store(&v->nmi_latched, true);
+		soft_vcpu_notify(v, 0);
+		return;
+	}
 	soft_vcpu_notify(v, EMU_EV_NMI);
 }
-
 
 /* ---- emu_bus ---- */
 
@@ -566,7 +566,7 @@ static void take_init_sipi(struct accel_vcpu *v)
 	unsigned ev = lapic_take_events(v->lapic, &vec);
 
 	if (ev & LAPIC_EV_INIT) {
-		atomic_store(&v->nmi_queued, 0);
+		atomic_store(&v->nmi_latched, false);
 		emu_clear_events(cpu, EMU_EV_NMI);
 		emu_reset_state(st);
 		emu_set_state(cpu, st);
