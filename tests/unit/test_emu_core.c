@@ -11,6 +11,7 @@
 #include <string.h>
 #include "unit.h"
 #include "x86/emu/emu.h"
+#include "x86/emu/flags.h"
 
 #define RAM_SIZE 0x400000
 #define CODE 0x10000
@@ -455,4 +456,38 @@ TEST(core_lock_is_atomic_across_vcpus)
 	CHECK_EQ_U64(get64(DATA), 2 * LOCK_ITERS);
 	emu_cpu_destroy(a);
 	emu_cpu_destroy(b);
+}
+
+TEST(core_jcc_fast_conditions_match_emu_cond)
+{
+	struct emu_state st;
+	struct emu_cpu *cpu;
+	uint64_t x = 0x243f6a8885a308d3ull;
+	unsigned bad = 0;
+
+	guest_init(&st);
+	cpu = new_cpu(&st);
+	for (int i = 0; i < 20000; i++) {
+		static const uint64_t edge[] = { 0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000,
+						 0x7fffffff, 0x80000000, ~0ull };
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		cpu->lf_op = x % 6;
+		cpu->lf_size = 1u << ((x >> 3) & 3);
+		cpu->lf_cin = (x >> 5) & 1;
+		cpu->lf_src1 = (x >> 6) & 1 ? edge[(x >> 8) % 10] : x * 31;
+		cpu->lf_src2 = (x >> 7) & 1 ? edge[(x >> 12) % 10] : x * 17;
+		cpu->lf_res = (cpu->lf_op == LF_SUB || cpu->lf_op == LF_DEC)
+				      ? cpu->lf_src1 - cpu->lf_src2 - cpu->lf_cin
+				      : cpu->lf_src1 + cpu->lf_src2 + cpu->lf_cin;
+		cpu->lf_res &= cpu->lf_size == 8 ? ~0ull : (1ull << (cpu->lf_size * 8)) - 1;
+		cpu->st.rflags = 2 | (x >> 20 & 0x8d5);
+		for (unsigned cc = 0; cc < 16; cc++)
+			if (emu_cond_fast(cpu, cc) != emu_cond(cpu, cc))
+				bad++;
+	}
+	CHECK_EQ_U64(bad, 0);
+	emu_cpu_destroy(cpu);
 }

@@ -848,7 +848,7 @@ static int exec_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static int exec_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	return emu_opw(cpu, in, 0, emu_cond(cpu, in->cc));
+	return emu_opw(cpu, in, 0, emu_cond(cpu, in->cc & 15));
 }
 
 static int exec_cmovcc(struct emu_cpu *cpu, const struct emu_insn *in)

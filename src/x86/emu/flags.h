@@ -155,6 +155,37 @@ static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu
 		}
 		return (cc & 1) ? !v : v;
 	}
+	if (cpu->lf_op == LF_NONE) {
+		uint64_t f = cpu->st.rflags;
+
+		switch (cc >> 1) {
+		case 0:
+			v = f & EMU_OF;
+			break;
+		case 1:
+			v = f & EMU_CF;
+			break;
+		case 2:
+			v = f & EMU_ZF;
+			break;
+		case 3:
+			v = f & (EMU_CF | EMU_ZF);
+			break;
+		case 4:
+			v = f & EMU_SF;
+			break;
+		case 5:
+			v = f & EMU_PF;
+			break;
+		case 6:
+			v = !(f & EMU_SF) != !(f & EMU_OF);
+			break;
+		default:
+			v = (f & EMU_ZF) || (!(f & EMU_SF) != !(f & EMU_OF));
+			break;
+		}
+		return (cc & 1) ? !v : v;
+	}
 	if (cpu->lf_op == LF_LOGIC && (cc >> 1) != 5) {
 		switch (cc >> 1) {
 		case 0:
