@@ -97,6 +97,26 @@ int acpi_madt(struct acpi_madt_info *out)
 	return 0;
 }
 
+int acpi_irq_override(int irq, uint32_t *gsi, uint16_t *flags)
+{
+	const struct acpi_header *h = acpi_find("APIC", 0);
+	if (!h)
+		return -1;
+	const uint8_t *p = (const uint8_t *)h;
+	for (uint32_t off = 44; off + 2 <= h->length;) {
+		uint8_t type = p[off], len = p[off + 1];
+		if (len < 2 || off + len > h->length)
+			break;
+		if (type == 2 && len >= 10 && p[off + 3] == irq) {
+			*gsi = *(const uint32_t *)(p + off + 4);
+			*flags = *(const uint16_t *)(p + off + 8);
+			return 0;
+		}
+		off += len;
+	}
+	return -1;
+}
+
 /* AML: NameOp '_S5_' PackageOp PkgLength NumElements then a byte/const for SLP_TYPa. */
 static int dsdt_s5(const struct acpi_header *d)
 {
@@ -130,6 +150,10 @@ int acpi_pm(struct acpi_pm_info *out)
 	out->pm1a_evt = (uint16_t)*(const uint32_t *)(p + 56);
 	out->pm1a_cnt = (uint16_t)*(const uint32_t *)(p + 64);
 	out->pm_tmr = (uint16_t)*(const uint32_t *)(p + 76);
+	out->sci_int = *(const uint16_t *)(p + 46);
+	out->smi_cmd = *(const uint32_t *)(p + 48);
+	out->acpi_enable = p[52];
+	out->pm1_evt_len = p[88];
 	uint64_t dsdt = *(const uint32_t *)(p + 40);
 	if (f->length >= 148 && *(const uint64_t *)(p + 140))
 		dsdt = *(const uint64_t *)(p + 140);

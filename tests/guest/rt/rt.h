@@ -148,8 +148,15 @@ struct acpi_pm_info {
 	uint16_t pm1a_cnt, pm1a_evt, pm_tmr;
 	int s5_typ;		/* from DSDT \_S5, -1 if not found */
 	char oemid[7];
+	uint16_t sci_int;	/* FADT SCI_INT (an ISA IRQ unless overridden in the MADT) */
+	uint32_t smi_cmd;	/* FADT SMI_CMD, 0: ACPI mode fixed */
+	uint8_t acpi_enable;	/* value for SMI_CMD that enters ACPI mode */
+	uint8_t pm1_evt_len;	/* PM1a_EN is at pm1a_evt + pm1_evt_len / 2 */
 };
 int acpi_pm(struct acpi_pm_info *out);
+/* The MADT interrupt source override for ISA irq: 0 with gsi and MPS INTI flags (bits 1:0
+ * polarity, 3:2 trigger mode), -1 when there is none. */
+int acpi_irq_override(int irq, uint32_t *gsi, uint16_t *flags);
 
 /* ---- power ---- */
 void power_off(int qemu_code) __attribute__((noreturn));
