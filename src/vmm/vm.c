@@ -26,6 +26,7 @@
 #include "vmm/io_bus.h"
 #include "vmm/vm_internal.h"
 #include "x86/e820.h"
+#include "x86/smbios.h"
 #include "x86/tables.h"
 
 #define VM_E820_MAX 32
@@ -313,32 +314,43 @@ static void vm_collect_route(void *opaque, uint8_t b, uint8_t s, uint8_t pin, in
 		};
 }
 
-/* "8-4-4-4-12" hex digits into 16 bytes, in the order written. */
-static int vm_parse_uuid(const char *s, uint8_t out[16])
+/* MP (unless x86.mptable=false), ACPI (-A) and SMBIOS tables for a direct-booted kernel. */
+static int vm_build_tables(struct cfg_node *root, struct vm *vm, uint64_t *rsdp,
+			   uint64_t *region, uint64_t *region_len)
 {
-	int n = 0;
+	static struct vm_routes routes;
+	struct smbios_info smbios;
+	struct tables_params tp = {
+		.topo = &vm->topo,
+		.smbios = &smbios,
+		.pm1a_evt_port = PLATFORM_PM1A_EVT,
+		.pm1a_cnt_port = PLATFORM_PM1A_CNT,
+		.pm_tmr_port = PLATFORM_PM_TMR,
+		.smi_cmd_port = PLATFORM_SMI_CMD,
+		.sci_irq = PLATFORM_SCI_IRQ,
+		.acpi_enable_value = PLATFORM_ACPI_ENABLE,
+		.acpi_disable_value = PLATFORM_ACPI_DISABLE,
+	};
+	char err[256] = "";
+	int ret;
 
-	for (; *s && n < 32; s++) {
-		int d;
-
-		if (*s == '-')
-			continue;
-		if (*s >= '0' && *s <= '9')
-			d = *s - '0';
-		else if ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'f')
-			d = (*s | 0x20) - 'a' + 10;
-		else
-			return -EINVAL;
-		if (n % 2 == 0)
-			out[n / 2] = (uint8_t)(d << 4);
-		else
-			out[n / 2] |= (uint8_t)d;
-		n++;
-	}
-	return n == 32 && !*s ? 0 : -EINVAL;
+	if (vm_get_bool(root, "acpi_tables", false, &tp.acpi) ||
+	    vm_get_bool(root, "x86.mptable", true, &tp.mptable))
+		return -EINVAL;
+	ret = smbios_info_from_config(root, vm->name, &smbios, err, sizeof err);
+	if (ret)
+		return vm_fail(ret, "%s", err);
+	routes.n = 0;
+	pci_bus_intx_routes(vm->pci, vm_collect_route, &routes);
+	tp.routes = routes.r;
+	tp.nroutes = routes.n;
+	ret = tables_build(vm->mem, &tp, rsdp, region, region_len);
+	if (ret)
+		return vm_fail(ret, "cannot build the firmware tables: %s", strerror(-ret));
+	return 0;
 }
 
-/* Direct kernel boot: MP/ACPI tables, e820, then the kernel itself. */
+/* Direct kernel boot: firmware tables, e820, then the kernel itself. */
 static int vm_boot_kernel(struct cfg_node *root, struct vm *vm, const char *kernel)
 {
 	struct e820_entry e820[VM_E820_MAX];
@@ -348,43 +360,12 @@ static int vm_boot_kernel(struct cfg_node *root, struct vm *vm, const char *kern
 		.cmdline = cfg_get(root, "boot.cmdline"),
 	};
 	uint64_t rsdp = 0, region = 0, region_len = 0;
-	bool acpi, mptable;
 	char err[256] = "";
 	int n, ret;
 
-	if (vm_get_bool(root, "acpi_tables", false, &acpi) ||
-	    vm_get_bool(root, "x86.mptable", true, &mptable))
-		return -EINVAL;
-	if (acpi || mptable) {
-		static struct vm_routes routes;
-		const char *uuid_s = cfg_get(root, "uuid");
-		uint8_t uuid[16];
-		struct tables_params tp = {
-			.topo = &vm->topo,
-			.mptable = mptable,
-			.acpi = acpi,
-			.pm1a_evt_port = PLATFORM_PM1A_EVT,
-			.pm1a_cnt_port = PLATFORM_PM1A_CNT,
-			.pm_tmr_port = PLATFORM_PM_TMR,
-			.smi_cmd_port = PLATFORM_SMI_CMD,
-			.sci_irq = PLATFORM_SCI_IRQ,
-			.acpi_enable_value = PLATFORM_ACPI_ENABLE,
-			.acpi_disable_value = PLATFORM_ACPI_DISABLE,
-		};
-
-		routes.n = 0;
-		pci_bus_intx_routes(vm->pci, vm_collect_route, &routes);
-		tp.routes = routes.r;
-		tp.nroutes = routes.n;
-		if (uuid_s) {
-			if (vm_parse_uuid(uuid_s, uuid))
-				return vm_fail(-EINVAL, "bad UUID '%s'", uuid_s);
-			tp.uuid = uuid;
-		}
-		ret = tables_build(vm->mem, &tp, &rsdp, &region, &region_len);
-		if (ret)
-			return vm_fail(ret, "cannot build the firmware tables: %s", strerror(-ret));
-	}
+	ret = vm_build_tables(root, vm, &rsdp, &region, &region_len);
+	if (ret)
+		return ret;
 	n = e820_build(vm->mem, region, region_len, e820, VM_E820_MAX);
 	if (n < 0)
 		return vm_fail(n, "cannot build the e820 map: %s", strerror(-n));

@@ -3,19 +3,21 @@
  * floating pointer, processors, PCI and ISA buses, IOAPIC, I/O and local interrupt
  * assignments) at 0xF0000; ACPI 6.0 tables (ch. 5: RSDP v2, RSDT, XSDT, FADT rev 6 with
  * FACS, MADT, and a DSDT with \_S5 and \_SB.PCI0: _CRS windows and _PRT from the INTx
- * routes) from 0xE0000. The DSDT's AML is written by the small builder below. No HPET,
- * MCFG, SRAT, SMBIOS or device objects beyond PCI0.
+ * routes) from 0xE0000. The DSDT's AML is written by the small builder below. SMBIOS
+ * (smbios.c) follows the MP table. No HPET, MCFG, SRAT or device objects beyond PCI0.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vmm/guest_mem.h"
+#include "x86/smbios.h"
 #include "x86/tables.h"
 
 #define TABLES_ACPI_BASE 0xe0000ULL
 #define TABLES_MP_BASE 0xf0000ULL
 #define TABLES_AREA_SIZE 0x10000ULL	/* each: 64 KiB */
+#define TABLES_BIOS_END 0x100000ULL	/* SMBIOS entry points are found below this */
 
 #define LAPIC_BASE 0xfee00000u
 #define IOAPIC_BASE 0xfec00000u
@@ -596,9 +598,30 @@ static int build_mptable(struct tbuf *t, const struct tables_params *p)
 	return 0;
 }
 
+/* SMBIOS at gpa (16-byte aligned), in what is left of 0xF0000-0xFFFFF. */
+static int build_smbios(struct guest_mem *gm, const struct tables_params *p, uint64_t gpa)
+{
+	size_t cap = gpa < TABLES_BIOS_END ? TABLES_BIOS_END - gpa : 0, len;
+	uint8_t *buf;
+	int ret;
+
+	if (cap < 4096)
+		return -E2BIG;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	ret = smbios_build(p->smbios, p->topo, gm_lowmem_size(gm), gm_highmem_size(gm), p->acpi,
+			   (uint32_t)gpa, buf, cap, &len);
+	if (!ret && gm_write(gm, gpa, buf, len))
+		ret = -EFAULT;
+	free(buf);
+	return ret;
+}
+
 int tables_build(struct guest_mem *gm, const struct tables_params *p, uint64_t *rsdp_gpa,
 		 uint64_t *region_gpa, uint64_t *region_len)
 {
+	uint64_t smbios_gpa = TABLES_MP_BASE;
 	struct tbuf t;
 	int ret = 0;
 
@@ -615,7 +638,13 @@ int tables_build(struct guest_mem *gm, const struct tables_params *p, uint64_t *
 			ret = -E2BIG;
 		if (!ret && gm_write(gm, TABLES_MP_BASE, t.b, t.len))
 			ret = -EFAULT;
+		smbios_gpa += (t.len + 15) & ~(size_t)15;
 		free(t.b);
+		if (ret)
+			return ret;
+	}
+	if (p->smbios) {
+		ret = build_smbios(gm, p, smbios_gpa);
 		if (ret)
 			return ret;
 	}
