@@ -15,7 +15,7 @@ CFLAGS_COMMON += -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS_ALL := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LIBS := -lZydis -lpthread -lz -llzma -lzstd -lm
+LIBS := -lZydis -luring -lpthread -lz -llzma -lzstd -lm
 
 LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

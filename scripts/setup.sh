@@ -18,7 +18,7 @@ done
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-BUILD_PKGS="build-essential gcc clang make pkg-config libzydis-dev zlib1g-dev liblzma-dev libzstd-dev"
+BUILD_PKGS="build-essential gcc clang make pkg-config libzydis-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev"
 TEST_PKGS="libclang-rt-14-dev llvm qemu-system-x86 xz-utils cpio busybox-static"
 
 pkgs=$BUILD_PKGS
