@@ -113,9 +113,10 @@ emu_exec_fn emu_sys_handler(unsigned zydis_mnemonic);
  * REP string iteration shared with the system half (INS/OUTS). `step` performs one element
  * (reading/advancing rSI/rDI itself with emu_str_reg/emu_str_advance). Without a REP
  * prefix it runs once; with REP/REPE/REPNE it runs while the address-size rCX is non-zero,
- * decrementing it, and for CMPS/SCAS (`cond`=true) stops when ZF says so. After a bounded
- * number of iterations it leaves st.rip at the instruction so that events are taken and
- * the instruction resumes. Returns EMU_OK, EMU_FAULT or EMU_STOP.
+ * decrementing it, and for CMPS/SCAS (`cond`=true) stops when ZF says so. It sets st.rip
+ * itself (from cpu->insn_rip): past the instruction when done, or at the instruction after
+ * a bounded number of iterations so that events are taken and it resumes. Returns EMU_OK,
+ * EMU_FAULT or EMU_STOP.
  */
 typedef int (*emu_str_step_fn)(struct emu_cpu *cpu, const struct emu_insn *in);
 int emu_str_rep(struct emu_cpu *cpu, const struct emu_insn *in, emu_str_step_fn step, bool cond);
