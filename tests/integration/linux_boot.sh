@@ -1,7 +1,9 @@
 #!/bin/bash
 # linux_boot.sh: Debian's 6.1 kernel (unpacked by scripts/setup.sh --test), entered directly
 # (the loader decompresses the bzImage payload on the host), prints its "Linux version" line on
-# COM1. Runs on every accelerator available; shows how far the boot got.
+# COM1, and its "DMI:" line shows the SMBIOS strings: bhyve's defaults, then the bios.*,
+# system.* and board.* keys (with -Y, so SMBIOS sits where the MP table would). Runs on every
+# accelerator available; shows how far the boot got.
 . "$(dirname "$0")/lib.sh"
 data=${KHYVE_TESTDATA:-/var/cache/khyve}
 kernel=$(ls "$data"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)
@@ -16,6 +18,18 @@ for accel in $ACCELS; do
 		-s 0,hostbridge -s 31,lpc -l com1,stdio -c 1 -m 512M -A \
 		-o boot.kernel="$kernel" \
 		-o boot.cmdline="console=ttyS0 earlyprintk=serial,ttyS0 clearcpuid=cx16 panic=-1" \
+		linuxguest
+	expect_line dmi_defaults "$accel" 'DMI: FreeBSD BHYVE/BHYVE, BIOS 14\.0 10/17/2021' 60 -- \
+		-s 0,hostbridge -s 31,lpc -l com1,stdio -c 2 -m 256M -A \
+		-o boot.kernel="$kernel" -o boot.cmdline="console=ttyS0 clearcpuid=cx16 panic=-1" \
+		linuxguest
+	expect_line dmi_keys "$accel" 'DMI: Acme Rocket 9/Board X, BIOS rel-7 01/02/2025' 60 -- \
+		-s 0,hostbridge -s 31,lpc -l com1,stdio -m 256M -Y \
+		-U 12345678-9abc-def0-0123-456789abcdef \
+		-o system.manufacturer=Acme -o system.product_name="Rocket 9" \
+		-o board.product_name="Board X" -o bios.version=rel-7 \
+		-o bios.release_date=01/02/2025 \
+		-o boot.kernel="$kernel" -o boot.cmdline="console=ttyS0 clearcpuid=cx16 panic=-1" \
 		linuxguest
 done
 finish
