@@ -278,9 +278,9 @@ slow:
 	if (r == EMU_FAULT) {
 		cpu->st.rip = rip;
 		emu_core(cpu)->fetch_valid = false;
-	} else {
-		in++;
 	}
+	/* A faulting instruction uses budget too: a guest looping on faults still returns. */
+	in++;
 	cpu->insn_count = count + (in - start);
 	if (cpu->sys.bus_stop) {
 		cpu->sys.bus_stop = false;
@@ -341,6 +341,7 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 				cpu->brk = true;
 		}
 		if (!t) {
+			cpu->insn_count++;	/* a fetch fault uses budget, as above */
 			if (settle(cpu, r))
 				return cpu->stop_reason;
 			if (step)
