@@ -441,7 +441,7 @@ static void build_type17(struct sm_buf *t, uint16_t array, uint64_t size, int in
 	uint8_t f[0x28] = { 17, sizeof f };
 	struct sm_strs ss = { .n = 0 };
 	uint64_t mib = size >> 20, kib = size >> 10;
-	char loc[16];
+	char loc[24];
 
 	snprintf(loc, sizeof loc, "DIMM %d", index);
 	put_le(f + 0x04, array, 2);

@@ -40,8 +40,11 @@ struct sm {
 	size_t size;			/* formatted area and strings */
 };
 
+#define WALK_KEEP 64
+
+/* Every structure is checked and counted; the first WALK_KEEP are kept. */
 struct walk {
-	struct sm s[64];
+	struct sm s[WALK_KEEP + 1];
 	int n;
 	size_t maxsize;
 	bool ok;
@@ -55,8 +58,8 @@ static void walk(const uint8_t *t, size_t len, struct walk *w)
 	w->n = 0;
 	w->maxsize = 0;
 	w->ok = false;
-	while (off + 4 <= len && w->n < 64) {
-		struct sm *s = &w->s[w->n++];
+	while (off + 4 <= len && w->n < 0x10000) {
+		struct sm *s = &w->s[w->n < WALK_KEEP ? w->n : WALK_KEEP];
 		size_t p = off + t[off + 1];
 
 		s->f = t + off;
@@ -79,6 +82,7 @@ static void walk(const uint8_t *t, size_t len, struct walk *w)
 				return;
 			p++;
 		}
+		w->n++;
 		s->size = p - off;
 		if (s->size > w->maxsize)
 			w->maxsize = s->size;
@@ -102,7 +106,7 @@ static const char *sstr(const struct sm *s, int off)
 
 static const struct sm *find(const struct walk *w, int type, int nth)
 {
-	for (int i = 0; i < w->n; i++)
+	for (int i = 0; i < w->n && i < WALK_KEEP; i++)
 		if (w->s[i].f[0] == type && nth-- == 0)
 			return &w->s[i];
 	return NULL;
@@ -142,7 +146,7 @@ static uint64_t scan(struct guest_mem *gm, struct walk *w)
 	CHECK(w->ok);
 	CHECK_EQ_U64(w->n, le(ep + 0x1c, 2));
 	CHECK_EQ_U64(w->maxsize, le(ep + 8, 2));
-	for (int i = 0; i < w->n; i++)
+	for (int i = 0; i < w->n && i < WALK_KEEP; i++)
 		CHECK_EQ_U64(le(w->s[i].f + 2, 2), i);	/* unique handles */
 	return at;
 }
@@ -465,13 +469,20 @@ TEST(smbios_errors)
 		     (uint64_t)-EINVAL);
 	CHECK_EQ_U64(smbios_build(&si, NULL, 1 << 20, 0, false, 0xf0000, buf, sizeof buf, &len),
 		     (uint64_t)-EINVAL);
-	/* Too many sockets for the F segment: the VM is refused, nothing is truncated. */
+	/* khyve's largest VM (1024 vCPUs, one per socket, no MP table) fits in the F segment;
+	 * more sockets than that is refused, nothing is truncated. */
 	{
-		struct tables_params p = params(&many, false, false, &si);
+		struct cpu_topology most = { .cpus = 1024, .sockets = 1024, .cores = 1,
+					     .threads = 1 };
+		struct tables_params p = params(&most, false, true, &si);
 		struct guest_mem *gm;
 		uint64_t rsdp, rgpa, rlen;
+		struct walk w;
 
 		CHECK(gm_create(&gm, 16 << 20) == 0);
+		CHECK_EQ_U64(tables_build(gm, &p, &rsdp, &rgpa, &rlen), 0);
+		CHECK_EQ_U64(scan(gm, &w), 0xf0000);
+		p = params(&many, false, false, &si);
 		CHECK_EQ_U64(tables_build(gm, &p, &rsdp, &rgpa, &rlen), (uint64_t)-E2BIG);
 		gm_destroy(gm);
 	}
