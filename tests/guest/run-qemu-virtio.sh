@@ -2,7 +2,7 @@
 # run-qemu-virtio.sh [BUILD_DIR]: the guests that need host files, sockets or signals, under
 # QEMU (TCG, -M pc) as tests/integration/virtio.sh and power_button.sh run them under khyve:
 # virtio_blk (modern-only, transitional driven either way, legacy-only; ro; 4 KiB sectors;
-# MSI-X; discard deallocating the file's blocks; kill -9 after FLUSHED), virtio_rnd,
+# MSI-X and INTx; discard deallocating the file's blocks; kill -9 after FLUSHED), virtio_rnd,
 # virtio_con with a Unix-socket peer, and pwrbtn with the monitor's system_powerdown.
 # Prints "ok"/"not ok" lines and "N passed, N failed". Needs python3 for the sockets.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,12 +78,15 @@ blk blk_sectorsize_4096 "mode=modern bs=4096 size=16M" "" \
 	",logical_block_size=4096,physical_block_size=4096"
 blk blk_msix_modern "mode=modern irq=msix" "" ""
 blk blk_msix_legacy "mode=legacy irq=msix" "" ""
+blk blk_intx_modern "mode=modern irq=intx" "" ""
+blk blk_intx_legacy "mode=legacy irq=intx" "" ""
 blk blk_plain_rings "mode=modern indirect=0 evidx=0" "" ""
 
 # kill -9 as soon as the guest reports its flush; the flushed megabyte must be in the file.
 for mode in modern legacy; do
 	mkdisk
-	log=$work/durable.log
+	log=$work/durable.$mode.log
+	: >"$log"	# before the background start, so no earlier FLUSHED is seen
 	# shellcheck disable=SC2046
 	qemu-system-x86_64 -M pc -accel tcg -nographic -no-reboot -m 64M -net none \
 		-kernel "$build/virtio_blk.elf" -append "mode=$mode test=durable at=2048" \

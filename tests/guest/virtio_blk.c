@@ -4,7 +4,8 @@
  * negotiation, capacity ("size=" bytes) and block size ("bs="), write/read-back of patterns at
  * the start, middle and end, eight requests in flight, a read past the end failing, flush, GET_ID
  * against "ser=", write-zeroes, discard (the host checks the file), the ISR bit after a
- * completion, MSI-X completions with "irq=msix", and with "ro=1" writes failing with IOERR or
+ * completion, MSI-X completions with "irq=msix" or INTx ones routed by the MP table with
+ * "irq=intx" (ISR read in the handler, level deasserted by it), and with "ro=1" writes failing with IOERR or
  * UNSUPP and the data left as it was. "need=discard,wz,flush" makes a missing feature a failure;
  * "indirect=0" and "evidx=0" leave those features off. "test=durable": write a text pattern to
  * 1 MiB at sector "at=" (default 2048), flush, print FLUSHED and spin (the host kills the VMM).
@@ -32,6 +33,7 @@
 
 #define CHUNK 65536
 #define MSIX_VECTOR 0x50
+#define INTX_VECTOR 0x51
 #define TIMEOUT_US 10000000
 
 static struct vio_dev dev;
@@ -45,6 +47,8 @@ static volatile uint8_t st[8];
 static uint32_t bs = 512;
 static uint64_t capacity;		/* 512-byte sectors */
 static volatile int irqs;
+static volatile uint8_t isr_in_irq = 0xff, isr_after_irq = 0xff;
+static uint32_t intx_pin;
 
 static bool has(int bit)
 {
@@ -195,6 +199,16 @@ static void msix_irq(struct trap_frame *f)
 	lapic_eoi();
 }
 
+static void intx_irq(struct trap_frame *f)
+{
+	uint8_t isr = vio_isr(&dev);
+	isr_in_irq = isr;
+	isr_after_irq = vio_isr(&dev);
+	if (isr & 1)
+		irqs++;
+	lapic_eoi();
+}
+
 static void durable(void)
 {
 	uint64_t at = cmdline_num("at", 2048);
@@ -256,6 +270,7 @@ void test_main(void)
 	char buf[64];
 	bool ro = cmdline_num("ro", 0) != 0;
 	bool use_msix = cmdline_get("irq", buf, sizeof(buf)) && !strncmp(buf, "msix", 5);
+	bool use_intx = cmdline_get("irq", buf, sizeof(buf)) && !strncmp(buf, "intx", 5);
 
 	if (vio_find(&dev, VIRTIO_ID_BLOCK, mode, 0)) {
 		not_ok("find-device", "no virtio-blk device");
@@ -300,6 +315,16 @@ void test_main(void)
 	}
 	if (use_msix)
 		check(!vio_msix_queue(&dev, 0, 0), "msix-setup", "device refused MSI-X entry 0");
+	if (use_intx) {
+		idt_set_handler(INTX_VECTOR, intx_irq);
+		pic_disable();
+		lapic_enable();
+		if (vio_intx_route(&dev, INTX_VECTOR, &intx_pin)) {
+			not_ok("intx-setup", "INTx not routable");
+			finish();
+		}
+		ok("intx-setup");
+	}
 	vio_driver_ok(&dev);
 	uint8_t s = vio_status(&dev);
 	check((s & VIRTIO_S_DRIVER_OK) && !(s & (VIRTIO_S_NEEDS_RESET | VIRTIO_S_FAILED)),
@@ -428,7 +453,10 @@ void test_main(void)
 		check(!needed("discard"), "discard", "VIRTIO_BLK_F_DISCARD not offered");
 	}
 
-	if (use_msix) {
+	if (use_msix || use_intx) {
+		/* Earlier completions left INTx asserted: the read deasserts it, and the handler
+		 * counts only interrupts that find the queue bit set. */
+		(void)vio_isr(&dev);
 		int before = irqs;
 		sti();
 		int r = req(T_IN, 0, rbuf, bs, true);
@@ -436,8 +464,16 @@ void test_main(void)
 		while (irqs == before && (int64_t)(rdtsc() - until) < 0)
 			cpu_relax();
 		cli();
-		check(r == S_OK && irqs > before, "msix-completion", "status %d, %d interrupts", r,
-		      irqs - before);
+		check(r == S_OK && irqs > before, use_msix ? "msix-completion" : "intx-completion",
+		      "status %d, %d interrupts", r, irqs - before);
+		if (use_intx) {
+			struct acpi_madt_info m;
+			uint32_t io = acpi_madt(&m) || !m.ioapic_addr ? 0xfec00000u : m.ioapic_addr;
+			uint32_t rte = ioapic_read(io, 0x10 + 2 * intx_pin);
+			check((isr_in_irq & 1) && !(isr_after_irq & 1) && !(rte & (1u << 14)),
+			      "intx-deasserted", "ISR %x in the handler, then %x; redirection entry %x",
+			      isr_in_irq, isr_after_irq, rte);
+		}
 	} else {
 		(void)vio_isr(&dev);
 		int r = req(T_IN, 0, rbuf, bs, true);

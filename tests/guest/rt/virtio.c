@@ -2,8 +2,9 @@
  * virtio.c: the test guests' virtio driver (virtio 1.2 §4.1 "Virtio Over PCI Bus": device IDs,
  * §4.1.4 vendor capabilities, §4.1.4.3 common configuration, §4.1.4.4 notifications, §4.1.5.1.3
  * virtqueue set-up, §4.1.4.10 legacy I/O BAR layout; §2.7 split virtqueues, §2.7.10 event index,
- * §2.7.5.3 indirect descriptors; PCI 3.0 §6.8.2 MSI-X). Completion is polled on the used ring;
- * MSI-X vectors can be wired to the local APIC. No packed rings, no INTx routing.
+ * §2.7.5.3 indirect descriptors; PCI 3.0 §6.8.2 MSI-X; MP spec 1.4 §4 for INTx routing).
+ * Completion is polled on the used ring; MSI-X vectors or the INTx pin can be wired to the local
+ * APIC. No packed rings, no AML (_PRT) interrupt routing.
  */
 #include "virtio.h"
 
@@ -459,6 +460,86 @@ int vio_msix_queue(struct vio_dev *d, int idx, int entry)
 	if (got != entry)
 		return -1;
 	d->q[idx].msix_vector = entry;
+	return 0;
+}
+
+static uint64_t mp_scan(uint64_t from, uint64_t to)
+{
+	for (uint64_t a = from; a + 16 <= to; a += 16) {
+		const uint8_t *p = PHYS(a);
+		if (!memcmp(p, "_MP_", 4) && p[8] == 1 && acpi_checksum_ok(p, 16))
+			return a;
+	}
+	return 0;
+}
+
+int vio_intx_route(struct vio_dev *d, int vector, uint32_t *ioapic_pin)
+{
+	uint8_t pin = pci_read8(d->bus, d->slot, d->fn, 0x3d);
+	if (pin < 1 || pin > 4) {
+		printf("# interrupt pin %u\n", pin);
+		return -1;
+	}
+	uint64_t ebda = (uint64_t)*(volatile uint16_t *)PHYS(0x40e) << 4, fp = 0;
+	if (ebda >= 0x80000 && ebda < 0xa0000)
+		fp = mp_scan(ebda, ebda + 1024);
+	if (!fp)
+		fp = mp_scan(0x9fc00, 0xa0000);
+	if (!fp)
+		fp = mp_scan(0xf0000, 0x100000);
+	uint32_t cfg = fp ? *(const uint32_t *)PHYS(fp + 4) : 0;
+	if (!cfg) {
+		printf("# no MP configuration table\n");
+		return -1;
+	}
+	const uint8_t *t = PHYS(cfg);
+	uint16_t len = *(const uint16_t *)(t + 4), count = *(const uint16_t *)(t + 34);
+	if (memcmp(t, "PCMP", 4) || len < 44 || !acpi_checksum_ok(t, len)) {
+		printf("# bad MP configuration table at %x\n", cfg);
+		return -1;
+	}
+	bool pci_bus[256] = { false };
+	uint8_t ioapic_id = 0xff;
+	const uint8_t *e = t + 44, *end = t + len;
+	int found = 0;
+	uint8_t intin = 0;
+	uint16_t flags = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		e = t + 44;
+		for (int i = 0; i < count && e < end; i++) {
+			int elen = e[0] == 0 ? 20 : 8;
+			if (e + elen > end)
+				break;
+			if (pass == 0 && e[0] == 1 && !memcmp(e + 2, "PCI", 3))
+				pci_bus[e[1]] = true;
+			if (pass == 0 && e[0] == 2 && ioapic_id == 0xff && (e[3] & 1))
+				ioapic_id = e[1];
+			if (pass == 1 && e[0] == 3 && e[1] == 0 && pci_bus[e[4]] && e[4] == d->bus &&
+			    e[5] == (d->slot << 2 | (pin - 1))) {
+				flags = (uint16_t)(e[2] | e[3] << 8);
+				intin = e[7];
+				found = e[6] == ioapic_id || e[6] == 0xff ? 1 : -1;
+			}
+			e += elen;
+		}
+	}
+	if (found <= 0) {
+		printf("# no MP interrupt entry for %02x.%x INT%c on the first IOAPIC\n", d->slot,
+		       d->fn, 'A' + pin - 1);
+		return -1;
+	}
+	struct acpi_madt_info m;
+	uint32_t ioapic = acpi_madt(&m) || !m.ioapic_addr ? 0xfec00000u : m.ioapic_addr;
+	/* PCI defaults (flags 00): level-triggered, active low. */
+	bool low = (flags & 3) != 1, level = ((flags >> 2) & 3) != 1;
+	printf("# %02x.%x INT%c -> IOAPIC input %u, %s, active %s\n", d->slot, d->fn, 'A' + pin - 1,
+	       intin, level ? "level" : "edge", low ? "low" : "high");
+	uint16_t cmd = pci_read16(d->bus, d->slot, d->fn, 4);
+	pci_write32(d->bus, d->slot, d->fn, 4, cmd & ~(1u << 10));	/* INTx enabled */
+	ioapic_write(ioapic, 0x11 + 2u * intin, lapic_id() << 24);
+	ioapic_write(ioapic, 0x10 + 2u * intin,
+		     (uint32_t)vector | (low ? 1u << 13 : 0) | (level ? 1u << 15 : 0));
+	*ioapic_pin = intin;
 	return 0;
 }
 

@@ -2,7 +2,7 @@
  * virtio.h: a small freestanding virtio driver for the 64-bit test guests (virtio 1.2 §2, §4.1:
  * PCI discovery, the modern vendor capabilities and the transitional legacy I/O BAR, §2.7 split
  * virtqueues with indirect descriptors and event index, polled completion with optional MSI-X).
- * One driver thread; no packed rings, no INTx routing (ISR status is read instead).
+ * INTx routed by the MP table. One driver thread; no packed rings, no AML (_PRT) routing.
  */
 #ifndef RT_VIRTIO_H
 #define RT_VIRTIO_H
@@ -107,6 +107,9 @@ int vio_msix_enable(struct vio_dev *d);
 int vio_msix_entry(struct vio_dev *d, int entry, int vector);
 /* Queue idx signals MSI-X table entry `entry`; 0, or -1 when the device refused it. */
 int vio_msix_queue(struct vio_dev *d, int idx, int entry);
+/* INTx: the device's pin routed per the MP table's PCI interrupt entries (MP spec 1.4 §4.3.4)
+ * to `vector` on this CPU through the first IOAPIC; fills the IOAPIC input. 0 or -1 (# line). */
+int vio_intx_route(struct vio_dev *d, int vector, uint32_t *ioapic_pin);
 void vio_driver_ok(struct vio_dev *d);
 uint8_t vio_status(struct vio_dev *d);
 void vio_set_status(struct vio_dev *d, uint8_t s);
