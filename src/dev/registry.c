@@ -11,6 +11,8 @@
 
 #include "config/config.h"
 #include "dev/models.h"
+#include "dev/virtio_blk.h"
+#include "dev/virtio_rnd.h"
 #include "pci/pci.h"
 
 /* ---- option-tail parsing ---- */
@@ -323,7 +325,6 @@ static const struct device_key virtio_net_keys[] = {
 	KEY_END,
 };
 static const struct device_key e1000_keys[] = { NET_KEYS, KEY_END };
-static const struct device_key virtio_blk_keys[] = { BLOCK_KEYS, KEY_END };
 static const struct device_key virtio_console_keys[] = {
 	{ "port.*", KEY_STRING, NULL, "port.N.name (guest-visible name), port.N.path (socket)" },
 	KEY_END,
@@ -334,7 +335,6 @@ static const struct device_key virtio_scsi_keys[] = {
 	{ "bootindex", KEY_INT, NULL, "firmware boot order position" },
 	KEY_END,
 };
-static const struct device_key virtio_rnd_keys[] = { KEY_END };
 static const struct device_key virtio_9p_keys[] = {
 	{ "sharename", KEY_STRING, NULL, "mount tag seen by the guest" },
 	{ "path", KEY_PATH, NULL, "host directory" },
@@ -397,10 +397,8 @@ static const struct device_key passthru_keys[] = {
 						 .not_yet = true }
 
 NOT_YET(reg_virtio_net, "virtio-net", NULL, virtio_net_keys, reg_parse_net);
-NOT_YET(reg_virtio_blk, "virtio-blk", NULL, virtio_blk_keys, reg_parse_path);
 NOT_YET(reg_virtio_console, "virtio-console", NULL, virtio_console_keys, reg_parse_console);
 NOT_YET(reg_virtio_scsi, "virtio-scsi", NULL, virtio_scsi_keys, reg_parse_scsi);
-NOT_YET(reg_virtio_rnd, "virtio-rnd", NULL, virtio_rnd_keys, NULL);
 NOT_YET(reg_virtio_9p, "virtio-9p", NULL, virtio_9p_keys, reg_parse_9p);
 NOT_YET(reg_virtio_input, "virtio-input", NULL, virtio_input_keys, reg_parse_path);
 NOT_YET(reg_ahci, "ahci", NULL, ahci_keys, reg_parse_ahci);
@@ -416,8 +414,8 @@ NOT_YET(reg_passthru, "passthru", NULL, passthru_keys, reg_parse_passthru);
 /* The -s table, in bhyve's order. */
 static const struct device_model *const reg_models[] = {
 	&pci_hostbridge_model, &pci_amd_hostbridge_model, &pci_lpc_model,
-	&reg_virtio_net, &reg_virtio_blk, &reg_virtio_console, &reg_virtio_scsi,
-	&reg_virtio_rnd, &reg_virtio_9p, &reg_virtio_input,
+	&reg_virtio_net, &virtio_blk_model, &reg_virtio_console, &reg_virtio_scsi,
+	&virtio_rnd_model, &reg_virtio_9p, &reg_virtio_input,
 	&reg_ahci, &reg_ahci_hd, &reg_ahci_cd, &reg_nvme, &reg_e1000,
 	&pci_uart_model, &reg_fbuf, &reg_xhci, &reg_hda, &reg_passthru,
 };

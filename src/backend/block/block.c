@@ -128,7 +128,7 @@ int blk_open(const char *path, const struct blk_options *opt, struct blk_backend
 		if (st.st_blksize >= 512 && blk_pow2_sector((uint32_t)st.st_blksize))
 			b->physical = (uint32_t)st.st_blksize;
 	} else {
-		return blk_fail(b, -EINVAL, err, errlen, "%s: not a regular file or block device (%s)",
+		return blk_fail(b, -EINVAL, err, errlen, "%s: not a regular file or block device%.0s",
 				path);
 	}
 	if (opt->logical) {
@@ -140,7 +140,7 @@ int blk_open(const char *path, const struct blk_options *opt, struct blk_backend
 	if (b->physical < b->logical)
 		b->physical = b->logical;
 	if (b->size == 0)
-		return blk_fail(b, -EINVAL, err, errlen, "%s: size is zero (%s)", path);
+		return blk_fail(b, -EINVAL, err, errlen, "%s: size is zero%.0s", path);
 	fl.l_type = opt->readonly ? F_RDLCK : F_WRLCK;
 	if (fcntl(b->fd, F_OFD_SETLK, &fl) < 0) {
 		ret = -errno;

@@ -1,0 +1,346 @@
+/*
+ * test_virtio_blk.c: virtio-blk through its PCI function with a test driver (virtio_drv.h)
+ * on a temporary file: identity and capabilities, reads and writes at the start, middle and
+ * end of the disk through the modern and the legacy interface, many requests in flight,
+ * flush, GET_ID, discard (host blocks deallocated), write-zeroes, ro, out-of-range and
+ * unknown requests, MSI-X vectors, a malformed chain (NEEDS_RESET) and reset with I/O in
+ * flight (late completions never reach the new rings), and the open errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "fake_vm.h"
+#include "unit.h"
+#include "virtio_drv.h"
+#include "dev/virtio_blk.h"
+
+#define DISK_SIZE (8ULL << 20)
+#define HDR 0x200000ULL		/* request headers, 16 bytes each, 64 apart */
+#define DATA 0x400000ULL	/* data buffers */
+#define STATUS 0x300000ULL	/* status bytes */
+
+static char disk[128];
+
+static const char *make_disk(void)
+{
+	int fd;
+
+	snprintf(disk, sizeof disk, "/tmp/khyve-vblk-%d.img", (int)getpid());
+	fd = open(disk, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
+		return NULL;
+	close(fd);
+	return disk;
+}
+
+/* Queue one request (header, optional data, status) as request slot `slot`. */
+static void req(struct drv *d, unsigned slot, uint32_t type, uint64_t sector, uint64_t data,
+		uint32_t len, bool data_in)
+{
+	uint8_t hdr[16] = { 0 };
+	struct drv_buf b[3];
+	unsigned n = 0;
+	uint8_t ff = 0xff;
+
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	gm_write(d->vm->gm, HDR + 64ULL * slot, hdr, 16);
+	gm_write(d->vm->gm, STATUS + slot, &ff, 1);
+	b[n++] = (struct drv_buf){ HDR + 64ULL * slot, 16, false };
+	if (len)
+		b[n++] = (struct drv_buf){ data, len, data_in };
+	b[n++] = (struct drv_buf){ STATUS + slot, 1, true };
+	drv_add(d, 0, b, n);
+}
+
+static uint8_t status_of(struct drv *d, unsigned slot)
+{
+	uint8_t s = 0xee;
+
+	gm_read(d->vm->gm, STATUS + slot, &s, 1);
+	return s;
+}
+
+/* Run one request to completion; returns its status byte. */
+static uint8_t run1(struct drv *d, uint32_t type, uint64_t sector, uint64_t data, uint32_t len,
+		    bool data_in)
+{
+	uint16_t want = (uint16_t)(drv_used_idx(d, 0) + 1);
+
+	req(d, 0, type, sector, data, len, data_in);
+	drv_kick(d, 0);
+	if (!drv_wait_used(d, 0, want))
+		return 0xfe;
+	return status_of(d, 0);
+}
+
+static void fill(struct drv *d, uint64_t gpa, uint8_t v, uint32_t len)
+{
+	uint8_t *p = gm_ptr(d->vm->gm, gpa, len, true);
+
+	memset(p, v, len);
+}
+
+TEST(vblk_identity_and_config)
+{
+	struct drv d;
+	char opts[256];
+
+	snprintf(opts, sizeof opts, "%s,sectorsize=512/4096,ser=SERIAL-1", make_disk());
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", opts), 0);
+	CHECK_EQ_U64(drv_cfg_read(&d, 0, 2), 0x1af4);
+	CHECK_EQ_U64(drv_cfg_read(&d, 2, 2), 0x1001);
+	CHECK_EQ_U64(drv_cfg_read(&d, 0x2c, 2), 0x1af4);
+	CHECK_EQ_U64(drv_cfg_read(&d, 0x2e, 2), 2);
+	CHECK_EQ_U64(drv_cfg_read(&d, 0x08, 1), 0);	/* transitional: revision 0 */
+	CHECK_EQ_U64(drv_cfg_read(&d, 0x3d, 1), 1);	/* INTA */
+	drv_find_caps(&d);
+	CHECK(d.common && d.notify && d.isr && d.device && d.msix_cap);
+	CHECK_EQ_U64(d.notify_mult, 4);
+	CHECK(d.io != 0);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.device + 0, 8), DISK_SIZE / 512);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.device + 0x14, 4), 512);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.device + 0x18, 1), 3);	/* 4096 = 512 << 3 */
+	CHECK_EQ_U64(drv_mmio_read(&d, d.device + 0x28, 4), 1);	/* max_discard_seg */
+	/* Legacy I/O BAR: host features without VERSION_1, config at 0x14 while MSI-X is off. */
+	CHECK(fake_in(d.vm, d.io, 4) & (1u << 9));
+	CHECK_EQ_U64(fake_in(d.vm, d.io + 0x14, 4), DISK_SIZE / 512);
+	CHECK_EQ_U64(fake_in(d.vm, d.io + 0x0c, 2), 256);
+	/* A modern driver that refuses VERSION_1 does not get FEATURES_OK. */
+	drv_mmio_write(&d, d.common + 0x14, 1, 3);
+	drv_mmio_write(&d, d.common + 0x08, 4, 1);
+	drv_mmio_write(&d, d.common + 0x0c, 4, 0);
+	drv_mmio_write(&d, d.common + 0x14, 1, 3 | VIRTIO_STATUS_FEATURES_OK);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x14, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	/* Queue count, and an absent queue reads size 0. */
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x12, 2), 1);
+	drv_mmio_write(&d, d.common + 0x16, 2, 5);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x18, 2), 0);
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+static void rw_pattern(struct drv *d)
+{
+	uint64_t sectors[3] = { 0, DISK_SIZE / 512 / 2, DISK_SIZE / 512 - 8 };
+
+	for (int i = 0; i < 3; i++) {
+		fill(d, DATA, (uint8_t)(0x10 + i), 4096);
+		CHECK_EQ_U64(run1(d, VIRTIO_BLK_T_OUT, sectors[i], DATA, 4096, false), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		uint8_t *p = gm_ptr(d->vm->gm, DATA + 8192, 4096, false);
+
+		fill(d, DATA + 8192, 0, 4096);
+		CHECK_EQ_U64(run1(d, VIRTIO_BLK_T_IN, sectors[i], DATA + 8192, 4096, true), 0);
+		CHECK_EQ_U64(p[0], 0x10 + i);
+		CHECK_EQ_U64(p[4095], 0x10 + i);
+	}
+	/* The used length counts the data read and the status byte. */
+	{
+		uint32_t id, len;
+
+		drv_used_elem(d, 0, (uint16_t)(drv_used_idx(d, 0) - 1), &id, &len);
+		CHECK_EQ_U64(len, 4097);
+	}
+	CHECK_EQ_U64(run1(d, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false), 0);
+	/* The host file has the data. */
+	{
+		int fd = open(disk, O_RDONLY);
+		uint8_t b = 0;
+
+		CHECK(pread(fd, &b, 1, (off_t)(DISK_SIZE - 4096)) == 1);
+		CHECK_EQ_U64(b, 0x12);
+		close(fd);
+	}
+	/* Beyond the end, and a length that is not whole sectors: IOERR. Unknown: UNSUPP. */
+	CHECK_EQ_U64(run1(d, VIRTIO_BLK_T_IN, DISK_SIZE / 512 - 4, DATA, 4096, true), 1);
+	CHECK_EQ_U64(run1(d, VIRTIO_BLK_T_IN, 0, DATA, 100, true), 1);
+	CHECK_EQ_U64(run1(d, 77, 0, 0, 0, false), 2);
+}
+
+TEST(vblk_modern_rw_flush_id)
+{
+	struct drv d;
+	char opts[256];
+
+	snprintf(opts, sizeof opts, "%s,ser=SERIAL-1", make_disk());
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", opts), 0);
+	CHECK(drv_modern_init(&d, (1ULL << 28) | (1ULL << 29) | (1ULL << 13) | (1ULL << 9), 1));
+	rw_pattern(&d);
+	fill(&d, DATA, 0, 20);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_GET_ID, 0, DATA, 20, true), 0);
+	CHECK(memcmp(gm_ptr(d.vm->gm, DATA, 20, false), "SERIAL-1\0\0\0", 11) == 0);
+	/* INTx: ISR bit 0 set and the line up; reading ISR clears both. */
+	CHECK(d.vm->irq_level[d.pdev->intx_gsi]);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.isr, 1), 1);
+	CHECK(!d.vm->irq_level[d.pdev->intx_gsi]);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.isr, 1), 0);
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+TEST(vblk_legacy_rw)
+{
+	struct drv d;
+
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	drv_legacy_init(&d, 0xffffffff, 1);
+	CHECK_EQ_U64(drv_status(&d) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+	rw_pattern(&d);
+	CHECK_EQ_U64(fake_in(d.vm, d.io + 0x13, 1), 1);	/* ISR */
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+TEST(vblk_discard_and_write_zeroes)
+{
+	struct drv d;
+	struct stat before, after;
+	uint8_t seg[16] = { 0 };
+	uint32_t num = 2048, flags = 0;	/* 1 MiB */
+
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	CHECK(drv_modern_init(&d, (1ULL << 13) | (1ULL << 14), 1));
+	fill(&d, DATA, 0x5a, 1 << 20);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_OUT, 0, DATA, 1 << 20, false), 0);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false), 0);
+	stat(disk, &before);
+	memcpy(seg + 8, &num, 4);
+	gm_write(d.vm->gm, DATA + (2 << 20), seg, 16);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_DISCARD, 0, DATA + (2 << 20), 16, false), 0);
+	stat(disk, &after);
+	CHECK(after.st_blocks < before.st_blocks);
+	/* Discard with the unmap flag is UNSUPP (§5.2.6.2). */
+	flags = 1;
+	memcpy(seg + 12, &flags, 4);
+	gm_write(d.vm->gm, DATA + (2 << 20), seg, 16);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_DISCARD, 0, DATA + (2 << 20), 16, false), 2);
+	/* Write-zeroes over written data reads back zero. */
+	fill(&d, DATA, 0x77, 8192);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_OUT, 4096, DATA, 8192, false), 0);
+	num = 8;
+	memcpy(seg, &(uint64_t){ 4096 }, 8);
+	memcpy(seg + 8, &num, 4);
+	gm_write(d.vm->gm, DATA + (2 << 20), seg, 16);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_WRITE_ZEROES, 0, DATA + (2 << 20), 16, false), 0);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 4096, DATA, 8192, true), 0);
+	CHECK_EQ_U64(((uint8_t *)gm_ptr(d.vm->gm, DATA, 8192, false))[0], 0);
+	CHECK_EQ_U64(((uint8_t *)gm_ptr(d.vm->gm, DATA, 8192, false))[4096], 0x77);
+	drv_teardown(&d);
+	unlink(disk);
+
+	/* nodelete: neither feature offered, and the requests are UNSUPP. */
+	{
+		char opts[256];
+
+		snprintf(opts, sizeof opts, "%s,nodelete", make_disk());
+		CHECK_EQ_U64(drv_machine(&d, "virtio-blk", opts), 0);
+		CHECK(drv_modern_init(&d, (1ULL << 13) | (1ULL << 14), 1));
+		drv_mmio_write(&d, d.common + 0x00, 4, 0);
+		CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x04, 4) & (3u << 13), 0);
+		CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_DISCARD, 0, DATA + (2 << 20), 16, false), 2);
+		drv_teardown(&d);
+		unlink(disk);
+	}
+}
+
+TEST(vblk_readonly)
+{
+	struct drv d;
+	char opts[256];
+
+	snprintf(opts, sizeof opts, "%s,ro", make_disk());
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", opts), 0);
+	CHECK(drv_modern_init(&d, 1ULL << 5, 1));
+	drv_mmio_write(&d, d.common + 0x00, 4, 0);
+	CHECK(drv_mmio_read(&d, d.common + 0x04, 4) & (1u << 5));
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_OUT, 0, DATA, 512, false), 1);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+TEST(vblk_msix_and_many_in_flight)
+{
+	struct drv d;
+	uint16_t n = 64;	/* 3 descriptors each: 192 of the 256 */
+
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	CHECK(drv_modern_init(&d, 1ULL << 29, 1));
+	/* Enable MSI-X, unmask entry 1, route queue 0 to it. */
+	drv_cfg_write(&d, d.msix_cap + 2, 2, 0x8000);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 16, 4, 0xfee00000);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 24, 4, 0x41);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 28, 4, 0);
+	drv_mmio_write(&d, d.common + 0x16, 2, 0);
+	drv_mmio_write(&d, d.common + 0x1a, 2, 1);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x1a, 2), 1);
+	drv_mmio_write(&d, d.common + 0x10, 2, 9);	/* beyond the table: NO_VECTOR */
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x10, 2), 0xffff);
+	for (unsigned i = 0; i < n; i++)
+		req(&d, i, i % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT, 8ULL * i,
+		    DATA + 4096ULL * i, 4096, i % 2);
+	drv_kick(&d, 0);
+	CHECK(drv_wait_used(&d, 0, n));
+	for (unsigned i = 0; i < n; i++)
+		CHECK_EQ_U64(status_of(&d, i), 0);
+	CHECK(d.vm->msis > 0);
+	CHECK_EQ_U64(d.vm->msi_data, 0x41);
+	CHECK(!d.vm->irq_level[d.pdev->intx_gsi]);
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+TEST(vblk_broken_chain_and_reset_in_flight)
+{
+	struct drv d;
+	struct drv_buf b[1] = { { HDR, 16, false } };
+
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	CHECK(drv_modern_init(&d, 0, 1));
+	/* A request with no status byte breaks the protocol: NEEDS_RESET, a config interrupt. */
+	drv_add(&d, 0, b, 1);
+	drv_kick(&d, 0);
+	CHECK(drv_status(&d) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.isr, 1) & 2, 2);
+	/* Reset and start again: the device works. */
+	CHECK(drv_modern_init(&d, 0, 1));
+	CHECK(!(drv_status(&d) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+	/* 80 large reads in flight, then reset and new rings right away. */
+	for (unsigned i = 0; i < 80; i++)
+		req(&d, i, VIRTIO_BLK_T_IN, 0, DATA, 64 << 10, true);
+	drv_kick(&d, 0);
+	CHECK(drv_modern_init(&d, 0, 1));
+	usleep(300000);
+	CHECK_EQ_U64(drv_used_idx(&d, 0), 0);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+	drv_teardown(&d);
+	unlink(disk);
+}
+
+TEST(vblk_open_errors)
+{
+	struct drv d;
+	int fd;
+
+	CHECK(drv_machine(&d, "virtio-blk", "/nonexistent/disk.img") < 0);
+	pci_bus_destroy(d.bus);
+	gm_destroy(d.vm->gm);
+	fake_vm_free(d.vm);
+	CHECK(drv_machine(&d, "virtio-blk", "/tmp") < 0);
+	pci_bus_destroy(d.bus);
+	gm_destroy(d.vm->gm);
+	fake_vm_free(d.vm);
+	snprintf(disk, sizeof disk, "/tmp/khyve-vblk-%d.img", (int)getpid());
+	fd = open(disk, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	close(fd);
+	CHECK(drv_machine(&d, "virtio-blk", disk) < 0);	/* zero size */
+	pci_bus_destroy(d.bus);
+	gm_destroy(d.vm->gm);
+	fake_vm_free(d.vm);
+	unlink(disk);
+}
