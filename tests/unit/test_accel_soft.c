@@ -506,3 +506,45 @@ TEST(soft_ioapic_level_and_msi)
 	accel_vcpu_destroy(v);
 	guest_destroy(&g);
 }
+
+/*
+ * NMIs: two self-NMIs sent back to back are both delivered (one latched behind the other);
+ * three more sent from inside the first handler, with one already waiting, merge into it.
+ */
+TEST(soft_nmi_latch)
+{
+	struct guest g;
+	struct accel_vcpu *v;
+	struct accel_exit ex;
+	const uint8_t main_code[] = {
+		MOVD(0xfee000f0, 0x1ff),
+		MOVD(0xfee00300, 0x44400),	/* NMI to self */
+		MOVD(0xfee00300, 0x44400),
+		0xb9, 0x80, 0x96, 0x98, 0x00,	/* mov ecx, 10000000 */
+		0xff, 0xc9,			/* dec ecx */
+		0x75, 0xfc,			/* jnz dec */
+		0xfa, 0xf4,
+	};
+	const uint8_t handler[] = {
+		0xff, 0x05, 0x00, 0x05, 0x00, 0x00,	/* inc dword [0x500] */
+		0x83, 0x3d, 0x00, 0x05, 0x00, 0x00, 0x01,	/* cmp dword [0x500], 1 */
+		0x75, 0x1e,			/* jne out */
+		MOVD(0xfee00300, 0x44400),
+		MOVD(0xfee00300, 0x44400),
+		MOVD(0xfee00300, 0x44400),
+		0xcf,				/* out: iret */
+	};
+
+	CHECK_EQ_U64(guest_create(&g, 1), 0);
+	CHECK_EQ_U64(accel_vcpu_create(g.acc, 0, &v), 0);
+	put(&g, 0x2000, main_code, sizeof main_code);
+	put(&g, 0x3000, handler, sizeof handler);
+	idt_gate(&g, 2, 0x3000);
+	flat32(&g, v, 0x2000);
+	CHECK_EQ_U64(run_until_stop(v, &ex), ACCEL_EXIT_HALTED);
+	if (ex.reason == ACCEL_EXIT_ERROR)
+		printf("    %s\n", ex.msg);
+	CHECK_EQ_U64(*(uint32_t *)(g.mem + 0x500), 2);
+	accel_vcpu_destroy(v);
+	guest_destroy(&g);
+}
