@@ -317,6 +317,16 @@ void vio_reset(struct vio_dev *d)
 		d->q[i].ready = false;
 }
 
+bool vio_queue_live(struct vio_dev *d, int idx)
+{
+	if (d->modern) {
+		vio_wr16(&d->common, CC_QSELECT, (uint16_t)idx);
+		return vio_rd16(&d->common, CC_QENABLE) != 0;
+	}
+	outw(d->iobase + LEG_QSEL, (uint16_t)idx);
+	return inl(d->iobase + LEG_QPFN) != 0;
+}
+
 uint8_t vio_isr(struct vio_dev *d)
 {
 	return d->modern ? vio_rd8(&d->isr, 0) : inb(d->iobase + LEG_ISR);

@@ -114,6 +114,8 @@ void vio_driver_ok(struct vio_dev *d);
 uint8_t vio_status(struct vio_dev *d);
 void vio_set_status(struct vio_dev *d, uint8_t s);
 void vio_reset(struct vio_dev *d);
+/* Whether queue idx is set up on the device side (modern queue_enable, legacy queue address). */
+bool vio_queue_live(struct vio_dev *d, int idx);
 /* ISR status (read clears it). */
 uint8_t vio_isr(struct vio_dev *d);
 /* Device configuration space. */
