@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "dev/models.h"
 #include "dev/virtio_blk.h"
+#include "dev/virtio_console.h"
 #include "dev/virtio_rnd.h"
 #include "pci/pci.h"
 
@@ -145,33 +146,6 @@ static int reg_parse_9p(struct cfg_node *node, const char *opts, char *err, size
 		return -EINVAL;
 	}
 	return reg_each_token(opts, reg_9p_tok, &c);
-}
-
-/* virtio-console: "name=/sock[,name2=/sock2...]" -> port.N.name / port.N.path. */
-static int reg_console_tok(void *opaque, const char *tok, int idx)
-{
-	struct reg_ctx *c = opaque;
-	const char *eq = strchr(tok, '=');
-	char key[64], name[128];
-
-	if (!eq || eq == tok || (size_t)(eq - tok) >= sizeof name || idx >= 16) {
-		snprintf(c->err, c->errlen, "expected name=/socket (at most 16 ports): '%s'", tok);
-		return -EINVAL;
-	}
-	memcpy(name, tok, (size_t)(eq - tok));
-	name[eq - tok] = '\0';
-	snprintf(key, sizeof key, "port.%d.name", idx);
-	if (cfg_set(c->node, key, name) < 0)
-		return -EINVAL;
-	snprintf(key, sizeof key, "port.%d.path", idx);
-	return cfg_set(c->node, key, eq + 1) < 0 ? -EINVAL : 0;
-}
-
-static int reg_parse_console(struct cfg_node *node, const char *opts, char *err, size_t errlen)
-{
-	struct reg_ctx c = { node, NULL, "", err, errlen, -1 };
-
-	return reg_each_token(opts, reg_console_tok, &c);
 }
 
 /* ahci: "hd:/img,opts,...,cd:/iso,opts" -> port.N.type/path and port.N.<opt>. */
@@ -325,10 +299,6 @@ static const struct device_key virtio_net_keys[] = {
 	KEY_END,
 };
 static const struct device_key e1000_keys[] = { NET_KEYS, KEY_END };
-static const struct device_key virtio_console_keys[] = {
-	{ "port.*", KEY_STRING, NULL, "port.N.name (guest-visible name), port.N.path (socket)" },
-	KEY_END,
-};
 static const struct device_key virtio_scsi_keys[] = {
 	{ "dev", KEY_PATH, NULL, "target device" },
 	{ "iid", KEY_INT, "0", "initiator id" },
@@ -397,7 +367,6 @@ static const struct device_key passthru_keys[] = {
 						 .not_yet = true }
 
 NOT_YET(reg_virtio_net, "virtio-net", NULL, virtio_net_keys, reg_parse_net);
-NOT_YET(reg_virtio_console, "virtio-console", NULL, virtio_console_keys, reg_parse_console);
 NOT_YET(reg_virtio_scsi, "virtio-scsi", NULL, virtio_scsi_keys, reg_parse_scsi);
 NOT_YET(reg_virtio_9p, "virtio-9p", NULL, virtio_9p_keys, reg_parse_9p);
 NOT_YET(reg_virtio_input, "virtio-input", NULL, virtio_input_keys, reg_parse_path);
@@ -414,7 +383,7 @@ NOT_YET(reg_passthru, "passthru", NULL, passthru_keys, reg_parse_passthru);
 /* The -s table, in bhyve's order. */
 static const struct device_model *const reg_models[] = {
 	&pci_hostbridge_model, &pci_amd_hostbridge_model, &pci_lpc_model,
-	&reg_virtio_net, &virtio_blk_model, &reg_virtio_console, &reg_virtio_scsi,
+	&reg_virtio_net, &virtio_blk_model, &virtio_console_model, &reg_virtio_scsi,
 	&virtio_rnd_model, &reg_virtio_9p, &reg_virtio_input,
 	&reg_ahci, &reg_ahci_hd, &reg_ahci_cd, &reg_nvme, &reg_e1000,
 	&pci_uart_model, &reg_fbuf, &reg_xhci, &reg_hda, &reg_passthru,

@@ -7,6 +7,7 @@
 #ifndef KHYVE_TEST_VIRTIO_DRV_H
 #define KHYVE_TEST_VIRTIO_DRV_H
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,9 @@
 
 #define DRV_RAM (64ULL << 20)
 #define DRV_QMAX 8
+
+/* The event loop the next drv_machine() hands its VM (NULL: none). */
+static struct event_loop *drv_loop;
 
 struct drv {
 	struct vm *vm;
@@ -71,6 +75,7 @@ static inline int drv_machine(struct drv *d, const char *device, const char *opt
 	memset(d, 0, sizeof *d);
 	cfg_reset();
 	d->vm = fake_vm_new();
+	d->vm->loop = drv_loop;
 	gm_create(&d->vm->gm, DRV_RAM);
 	pci_bus_create(d->vm, &d->bus);
 	cfg_set(cfg_root(), "pci.0.3.0.device", device);
