@@ -13,7 +13,7 @@
 
 struct guest_mem;
 
-#define VIRTQ_MAX_SIZE 1024	/* largest queue a khyve device offers */
+#define VIRTQ_MAX_SIZE 256	/* largest queue a khyve device offers */
 
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
