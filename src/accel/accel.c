@@ -1,6 +1,7 @@
 /*
  * accel.c: picks the accelerator (accel=kvm, soft, or auto: KVM when /dev/kvm is usable,
- * otherwise the software CPU, said once on stderr) and forwards the accel.h calls to it.
+ * otherwise the software CPU, said once on stderr) and forwards the accel.h calls to it;
+ * optional hooks an implementation leaves NULL answer -ENOTSUP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -119,4 +120,33 @@ int accel_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
 void accel_vcpu_kick(struct accel_vcpu *vcpu)
 {
 	VIMPL(vcpu)->vcpu_kick(vcpu);
+}
+
+int accel_ioeventfd(struct accel *accel, bool mmio, uint64_t addr, unsigned len, int fd,
+		    bool assign)
+{
+	if (!IMPL(accel)->ioeventfd)
+		return -ENOTSUP;
+	return IMPL(accel)->ioeventfd(accel, mmio, addr, len, fd, assign);
+}
+
+int accel_irqfd_msi(struct accel *accel, int fd, uint64_t addr, uint32_t data)
+{
+	if (!IMPL(accel)->irqfd_msi)
+		return -ENOTSUP;
+	return IMPL(accel)->irqfd_msi(accel, fd, addr, data);
+}
+
+int accel_irqfd_update(struct accel *accel, int handle, uint64_t addr, uint32_t data)
+{
+	if (!IMPL(accel)->irqfd_update)
+		return -ENOTSUP;
+	return IMPL(accel)->irqfd_update(accel, handle, addr, data);
+}
+
+int accel_irqfd_remove(struct accel *accel, int fd, int handle)
+{
+	if (!IMPL(accel)->irqfd_remove)
+		return -ENOTSUP;
+	return IMPL(accel)->irqfd_remove(accel, fd, handle);
 }

@@ -114,6 +114,22 @@ int accel_supported_cpuid(struct accel *accel, struct accel_cpuid_entry *ents, i
 int accel_irq_line(struct accel *accel, unsigned gsi, bool level);
 int accel_msi(struct accel *accel, uint64_t addr, uint32_t data);
 
+/*
+ * Notifiers (additive; KVM's ioeventfd and irqfd). An implementation without them (the
+ * software CPU) returns -ENOTSUP, and the machine keeps the direct paths: guest writes reach
+ * the io bus handlers and interrupts go through accel_msi/accel_irq_line.
+ * accel_ioeventfd: a guest write of `len` bytes (1, 2, 4 or 8) to `addr` (MMIO, or PIO when
+ * !mmio) signals eventfd `fd` instead of leaving the vCPU; assign=false removes it.
+ * accel_irqfd_msi: writes to eventfd `fd` inject the MSI (addr, data); returns a route
+ * handle >= 0 for accel_irqfd_update (new message, e.g. after the guest reprograms MSI-X)
+ * and accel_irqfd_remove. All: 0 / handle, or -errno. Any thread.
+ */
+int accel_ioeventfd(struct accel *accel, bool mmio, uint64_t addr, unsigned len, int fd,
+		    bool assign);
+int accel_irqfd_msi(struct accel *accel, int fd, uint64_t addr, uint32_t data);
+int accel_irqfd_update(struct accel *accel, int handle, uint64_t addr, uint32_t data);
+int accel_irqfd_remove(struct accel *accel, int fd, int handle);
+
 /* vCPUs. Create on the thread that will run it; all vcpu calls but kick on that thread. */
 int accel_vcpu_create(struct accel *accel, int index, struct accel_vcpu **out);
 void accel_vcpu_destroy(struct accel_vcpu *vcpu);

@@ -30,6 +30,12 @@ struct accel_impl {
 	int (*vcpu_set_wait_for_sipi)(struct accel_vcpu *vcpu, bool wait);
 	int (*vcpu_run)(struct accel_vcpu *vcpu, struct accel_exit *exit);
 	void (*vcpu_kick)(struct accel_vcpu *vcpu);
+	/* Optional (NULL: accel.c answers -ENOTSUP). */
+	int (*ioeventfd)(struct accel *accel, bool mmio, uint64_t addr, unsigned len, int fd,
+			 bool assign);
+	int (*irqfd_msi)(struct accel *accel, int fd, uint64_t addr, uint32_t data);
+	int (*irqfd_update)(struct accel *accel, int handle, uint64_t addr, uint32_t data);
+	int (*irqfd_remove)(struct accel *accel, int fd, int handle);
 };
 
 /*

@@ -14,6 +14,8 @@
 #include "accel/accel_impl.h"
 
 #define KVM_MAX_SLOTS 32
+#define KVM_MSI_GSI_BASE 24	/* after the IOAPIC's 24 pins */
+#define KVM_MAX_MSI_ROUTES 256
 
 struct kvm_slot {
 	uint64_t gpa, size;
@@ -32,6 +34,13 @@ struct accel {
 	pthread_mutex_t slot_lock;
 	struct kvm_slot slots[KVM_MAX_SLOTS];
 	int nslots;
+	/* MSI routes behind irqfds (kvm_notify.c), GSIs from KVM_MSI_GSI_BASE. */
+	pthread_mutex_t route_lock;
+	struct kvm_msi_route {
+		bool used;
+		uint64_t addr;
+		uint32_t data;
+	} msi_routes[KVM_MAX_MSI_ROUTES];
 };
 
 struct accel_vcpu {
@@ -45,6 +54,15 @@ struct accel_vcpu {
 	atomic_bool kicked;
 	bool reported_halted;	/* the last run returned ACCEL_EXIT_HALTED */
 };
+
+/* Install the GSI routing table: the irqchip pins and the used MSI routes. route_lock held
+ * (or start-up). 0 or -errno. */
+int kvm_setup_routing(struct accel *accel);
+int kvm_ioeventfd(struct accel *accel, bool mmio, uint64_t addr, unsigned len, int fd,
+		  bool assign);
+int kvm_irqfd_msi(struct accel *accel, int fd, uint64_t addr, uint32_t data);
+int kvm_irqfd_update(struct accel *accel, int handle, uint64_t addr, uint32_t data);
+int kvm_irqfd_remove(struct accel *accel, int fd, int handle);
 
 /* Copy guest-physical bytes out of the mapped slots; 0 or -EFAULT. */
 int kvm_read_phys(struct accel *accel, uint64_t gpa, void *dst, size_t len);

@@ -3,7 +3,7 @@
  * creates the VM with KVM's in-kernel PIC, IOAPIC and PIT, maps guest memory as slots (ROM as
  * KVM_MEM_READONLY, so writes to it come back as MMIO exits), raises lines and MSIs and
  * reports KVM_GET_SUPPORTED_CPUID. Linux Documentation/virt/kvm/api.rst §4 for each ioctl.
- * Not done here: ioeventfd/irqfd (devices are called from the vCPU threads instead).
+ * ioeventfd/irqfd live in kvm_notify.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +38,7 @@ static void kvm_close(struct accel *a)
 	if (a->kvm_fd >= 0)
 		close(a->kvm_fd);
 	pthread_mutex_destroy(&a->slot_lock);
+	pthread_mutex_destroy(&a->route_lock);
 	free(a->apic_ids);
 	free(a);
 }
@@ -47,13 +48,13 @@ static void kvm_close(struct accel *a)
  * layout): ISA IRQ 0 (the in-kernel PIT) reaches IOAPIC pin 2, every other GSI n its pin n;
  * GSIs 0-15 but 2 (the cascade) also reach the PICs.
  */
-static int kvm_setup_routing(struct accel *a)
+int kvm_setup_routing(struct accel *a)
 {
 	enum { NPIC = 15, NIOAPIC = 23 };
 	struct kvm_irq_routing *r;
 	int n = 0, ret = 0;
 
-	r = calloc(1, sizeof *r + (NPIC + NIOAPIC) * sizeof r->entries[0]);
+	r = calloc(1, sizeof *r + (NPIC + NIOAPIC + KVM_MAX_MSI_ROUTES) * sizeof r->entries[0]);
 	if (!r)
 		return -ENOMEM;
 	for (unsigned gsi = 0; gsi < 16; gsi++) {
@@ -73,6 +74,16 @@ static int kvm_setup_routing(struct accel *a)
 		r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
 		r->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
 		r->entries[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
+		n++;
+	}
+	for (unsigned i = 0; i < KVM_MAX_MSI_ROUTES; i++) {
+		if (!a->msi_routes[i].used)
+			continue;
+		r->entries[n].gsi = KVM_MSI_GSI_BASE + i;
+		r->entries[n].type = KVM_IRQ_ROUTING_MSI;
+		r->entries[n].u.msi.address_lo = (uint32_t)a->msi_routes[i].addr;
+		r->entries[n].u.msi.address_hi = (uint32_t)(a->msi_routes[i].addr >> 32);
+		r->entries[n].u.msi.data = a->msi_routes[i].data;
 		n++;
 	}
 	r->nr = (uint32_t)n;
@@ -118,6 +129,7 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 	a->ncpus = cfg->ncpus;
 	a->io = cfg->io;
 	pthread_mutex_init(&a->slot_lock, NULL);
+	pthread_mutex_init(&a->route_lock, NULL);
 	if (cfg->ncpus < 1)
 		return kvm_fail(a, err, errlen, -EINVAL, "vCPU count");
 	a->apic_ids = calloc((size_t)cfg->ncpus, sizeof *a->apic_ids);
@@ -390,4 +402,8 @@ const struct accel_impl accel_kvm_impl = {
 	.vcpu_set_wait_for_sipi = kvm_vcpu_set_wait_for_sipi,
 	.vcpu_run = kvm_vcpu_run,
 	.vcpu_kick = kvm_vcpu_kick,
+	.ioeventfd = kvm_ioeventfd,
+	.irqfd_msi = kvm_irqfd_msi,
+	.irqfd_update = kvm_irqfd_update,
+	.irqfd_remove = kvm_irqfd_remove,
 };
