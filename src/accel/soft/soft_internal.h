@@ -58,6 +58,7 @@ struct accel_vcpu {
 	_Atomic uint32_t wake_seq;	/* futex word: bumped by every wake-up */
 	_Atomic uint32_t early_events;	/* EMU_EV_* raised before the emu_cpu existed */
 	atomic_bool nmi_latched;	/* a second NMI waits behind the interpreter's one */
+	pthread_mutex_t nmi_lock;	/* serialises NMI senders: look at the bit, then act */
 	atomic_bool kicked;
 	atomic_bool stuck;		/* cannot run by itself (for the PIT owner choice) */
 	bool created;

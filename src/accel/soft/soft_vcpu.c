@@ -127,18 +127,21 @@ static void peek_state(struct accel_vcpu *v, struct emu_cpu *cpu)
 void soft_vcpu_nmi(struct accel_vcpu *v)
 {
 	struct emu_cpu *cpu = atomic_load(&v->cpu);
+	uint32_t raise = EMU_EV_NMI;
 
+	pthread_mutex_lock(&v->nmi_lock);
 	if (cpu && (emu_pending_events(cpu) & EMU_EV_NMI)) {
-		if (soft_current == v) {
+		raise = 0;
+		if (soft_current == v)
 			peek_state(v, cpu);
-			if (v->scratch.nmi_blocked)
-				return;
-		}
-		atomic_store(&v->nmi_latched, true);
-		soft_vcpu_notify(v, 0);
-		return;
+		if (soft_current != v || !v->scratch.nmi_blocked)
+			atomic_store(&v->nmi_latched, true);
 	}
-	soft_vcpu_notify(v, EMU_EV_NMI);
+	if (raise)
+		soft_vcpu_notify(v, raise);
+	pthread_mutex_unlock(&v->nmi_lock);
+	if (!raise)
+		soft_vcpu_notify(v, 0);
 }
 
 /* ---- emu_bus ---- */

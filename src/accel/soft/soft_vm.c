@@ -264,6 +264,9 @@ static void soft_destroy(struct accel *acc)
 		for (int i = 0; i < acc->ncpus; i++)
 			lapic_destroy(acc->lapics[i]);
 	free(acc->lapics);
+	if (acc->vcpus)
+		for (int i = 0; i < acc->ncpus; i++)
+			pthread_mutex_destroy(&acc->vcpus[i].nmi_lock);
 	free(acc->vcpus);
 	free(acc->rd_pages);
 	free(acc->wr_pages);
@@ -302,6 +305,9 @@ static int soft_create(const struct accel_config *cfg, struct accel **out, char 
 	acc->wr_pages = calloc(SOFT_LOW_PAGES, sizeof *acc->wr_pages);
 	acc->lapics = calloc((size_t)acc->ncpus, sizeof *acc->lapics);
 	acc->vcpus = calloc((size_t)acc->ncpus, sizeof *acc->vcpus);
+	if (acc->vcpus)
+		for (int i = 0; i < acc->ncpus; i++)
+			pthread_mutex_init(&acc->vcpus[i].nmi_lock, NULL);
 	if (!acc->machine || !acc->rd_pages || !acc->wr_pages || !acc->lapics || !acc->vcpus)
 		goto nomem;
 	for (int i = 0; i < acc->ncpus; i++) {
