@@ -233,6 +233,15 @@ static int take_event(struct emu_cpu *cpu, uint32_t ev)
 	return 0;
 }
 
+/* Whether pending events `ev` stop trace chaining: EMU_EV_EXIT always, NMI and INTR only
+ * when deliverable now (an INTR request kept raised while IF=0 must not cost a return to
+ * the outer loop after every trace). */
+static inline bool event_due(const struct emu_cpu *cpu, uint32_t ev)
+{
+	return (ev & EMU_EV_EXIT) || ((ev & EMU_EV_NMI) && !cpu->st.nmi_blocked) ||
+	       ((ev & EMU_EV_INTR) && (cpu->st.rflags & EMU_IF));
+}
+
 /*
  * Execute trace `t` and, while branches lead to traces found on the fast path and no event
  * is pending, the traces after it, up to instruction count `limit`. Returns 0 to go on,
@@ -243,6 +252,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 {
 	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next, count = cpu->insn_count;
 	const struct emu_insn *in, *start, *end;
+	uint32_t ev;
 	int r;
 
 	for (;;) {
@@ -261,8 +271,8 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 			rip = next;
 		}
 		count += in - start;
-		if (count >= limit ||
-		    atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
+		ev = atomic_load_explicit(&cpu->events, memory_order_relaxed);
+		if (count >= limit || (ev && event_due(cpu, ev)) ||
 		    (cpu->st.rflags & EMU_TF) || cpu->st.interrupt_shadow)
 			break;
 		t = emu_trace_fast(cpu);
