@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "exec.h"
+#include "simd.h"
 
 static const struct {
 	ZydisMachineMode mm;
@@ -240,6 +241,8 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 	    zi.mnemonic == ZYDIS_MNEMONIC_POPFQ)
 		in->flags |= EMU_IF_END_TRACE;
 	fn = emu_sys_handler_insn(in);
+	if (!fn && (fn = emu_simd_handler(cpu, in, bytes, &zi, zo)))
+		sys = false;
 	if (!fn && !(in->flags & EMU_IF_FAR) && !has_reg_class(in, EMU_REG_SREG, EMU_REG_MM)) {
 		fn = emu_core_handler(in, zi.mnemonic);
 		sys = !fn;

@@ -72,6 +72,7 @@ struct emu_insn {
 	uint8_t cc;		/* Jcc/SETcc/CMOVcc/LOOPcc: condition code (low nibble of opcode) */
 	uint8_t flags;		/* EMU_IF_* */
 	uint8_t stack_opsize;	/* PUSH/POP/CALL/RET: bytes moved on the stack */
+	uint32_t aux;		/* x87/SSE (simd.h): index of the native form */
 	struct emu_operand op[4];
 	emu_exec_fn sys_exec;	/* EMU_IF_SYS: the system half's handler (exec wraps it) */
 };

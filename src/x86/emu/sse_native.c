@@ -1,0 +1,544 @@
+/*
+ * sse_native.c: x87, MMX, SSE, SSE2, SSE3 and SSSE3 instructions (SDM Vol. 1 ch. 8-12,
+ * Vol. 2) executed on the host's own units, so results, flags and exception bits are bit for
+ * bit what an x86 CPU gives. At decode time each form is rewritten into a native template
+ * (the guest's bytes with segment/address-size prefixes dropped and any memory operand turned
+ * into [reg] on a host buffer) kept in an executable arena; at run time the guest's FXSAVE
+ * image, GPRs and arithmetic flags are loaded, the template runs, and the state comes back.
+ * MXCSR exceptions run masked on the host; unmasked ones raise #XM (or #UD without
+ * CR4.OSXMMEXCPT) with the destination unchanged. x87 runs under the guest's FCW (the host
+ * only traps at a waiting instruction, and none runs before the state is saved); pending
+ * x87 exceptions raise #MF at the next waiting instruction (FERR# with CR0.NE=0 is not
+ * modelled: the vCPU stops). Left out: MASKMOVQ/MASKMOVDQU, forms with RSP as a register.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "x86/emu/exec.h"
+#include "x86/emu/simd.h"
+
+#define CR0_EM (1ull << 2)
+#define CR0_TS (1ull << 3)
+#define CR0_NE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define RFL_ARITH 0x8d5ull
+
+#define FX_FCW 0
+#define FX_FSW 2
+#define FX_FOP 6
+#define FX_FIP 8
+#define FX_FDP 16
+#define FX_MXCSR 24
+
+enum { K_X87, K_MMX, K_SSE };
+#define F_MEM_R 0x1
+#define F_MEM_W 0x2
+#define F_ALIGN 0x4		/* 16-byte legacy SSE operand that must be aligned */
+#define F_RFL_R 0x8
+#define F_RFL_W 0x10
+#define F_X87_STORE 0x20	/* x87 store to memory: not written on unmasked exceptions */
+
+struct simd_form {
+	uint8_t code[16];	/* template + RET */
+	uint8_t kind, flags, mem, memsize, base, x87_fop_hi;
+	uint16_t fop;
+	uint8_t pad[8];
+};
+
+#define SIMD_MAX_FORMS 65536u
+#define SIMD_HASH (SIMD_MAX_FORMS * 2)
+static struct simd_form *simd_forms;	/* RWX arena: code is the first member */
+static uint32_t *simd_hash;
+static uint32_t simd_nforms = 1;	/* index 0 unused */
+static pthread_mutex_t simd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct simd_ctx {
+	uint8_t fx[512];
+	uint64_t gpr[16];
+	uint64_t rflags;
+	uint32_t host_mxcsr;
+	uint16_t host_fcw;
+	uint8_t pad[2];
+	uint8_t buf[16] __attribute__((aligned(16)));
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct simd_form) == 32, "form slot");
+_Static_assert(offsetof(struct simd_ctx, gpr) == 512, "ctx layout");
+_Static_assert(offsetof(struct simd_ctx, rflags) == 640, "ctx layout");
+_Static_assert(offsetof(struct simd_ctx, host_mxcsr) == 648, "ctx layout");
+_Static_assert(offsetof(struct simd_ctx, host_fcw) == 652, "ctx layout");
+
+/*
+ * simd_native_run(ctx, code): host MXCSR/FCW saved, guest image in, GPRs (all but RSP) and
+ * arithmetic flags loaded, the template called, everything stored back, then FNINIT (drops
+ * any pending x87 exception; empty stack as the ABI wants) and the host control words.
+ */
+void simd_native_run(struct simd_ctx *ctx, const void *code);
+__asm__(".text\n"
+	".globl simd_native_run\n"
+	".type simd_native_run,@function\n"
+	"simd_native_run:\n"
+	"push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"
+	"push %rdi\npush %rsi\n"
+	"stmxcsr 648(%rdi)\nfnstcw 652(%rdi)\n"
+	"fxrstor64 (%rdi)\n"
+	"pushq 640(%rdi)\npopfq\n"
+	"mov 512(%rdi),%rax\nmov 520(%rdi),%rcx\nmov 528(%rdi),%rdx\nmov 536(%rdi),%rbx\n"
+	"mov 552(%rdi),%rbp\nmov 560(%rdi),%rsi\nmov 576(%rdi),%r8\nmov 584(%rdi),%r9\n"
+	"mov 592(%rdi),%r10\nmov 600(%rdi),%r11\nmov 608(%rdi),%r12\nmov 616(%rdi),%r13\n"
+	"mov 624(%rdi),%r14\nmov 632(%rdi),%r15\nmov 568(%rdi),%rdi\n"
+	"call *(%rsp)\n"
+	"xchg %rdi,8(%rsp)\n"
+	"mov %rax,512(%rdi)\nmov %rcx,520(%rdi)\nmov %rdx,528(%rdi)\nmov %rbx,536(%rdi)\n"
+	"mov %rbp,552(%rdi)\nmov %rsi,560(%rdi)\nmov %r8,576(%rdi)\nmov %r9,584(%rdi)\n"
+	"mov %r10,592(%rdi)\nmov %r11,600(%rdi)\nmov %r12,608(%rdi)\nmov %r13,616(%rdi)\n"
+	"mov %r14,624(%rdi)\nmov %r15,632(%rdi)\n"
+	"pushfq\npopq 640(%rdi)\ncld\n"
+	"mov 8(%rsp),%rax\nmov %rax,568(%rdi)\n"
+	"fxsave64 (%rdi)\n"
+	"fninit\n"
+	"ldmxcsr 648(%rdi)\nfldcw 652(%rdi)\n"
+	"add $16,%rsp\n"
+	"pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\n"
+	"ret\n"
+	".size simd_native_run,.-simd_native_run\n");
+
+static uint16_t fx16(const uint8_t *fx, unsigned off)
+{
+	uint16_t v;
+
+	memcpy(&v, fx + off, 2);
+	return v;
+}
+
+static uint32_t fx32(const uint8_t *fx, unsigned off)
+{
+	uint32_t v;
+
+	memcpy(&v, fx + off, 4);
+	return v;
+}
+
+int emu_x87_pending(struct emu_cpu *cpu)
+{
+	if (cpu->st.cr0 & CR0_NE)
+		return emu_fault(cpu, EMU_MF, 0, false);
+	return emu_unsupported(cpu, "x87 exception pending with CR0.NE=0 (FERR#/IRQ 13 is not "
+				    "modelled)");
+}
+
+static bool x87_has_pending(const struct emu_cpu *cpu)
+{
+	return fx16(cpu->st.fxsave, FX_FSW) & ~fx16(cpu->st.fxsave, FX_FCW) & 0x3f;
+}
+
+static int simd_checks(struct emu_cpu *cpu, unsigned kind)
+{
+	uint64_t cr0 = cpu->st.cr0;
+
+	switch (kind) {
+	case K_X87:
+		if (cr0 & (CR0_EM | CR0_TS))
+			return emu_fault(cpu, EMU_NM, 0, false);
+		if (x87_has_pending(cpu))
+			return emu_x87_pending(cpu);
+		return 0;
+	case K_MMX:
+		if (cr0 & CR0_EM)
+			return emu_ud(cpu);
+		if (cr0 & CR0_TS)
+			return emu_fault(cpu, EMU_NM, 0, false);
+		if (x87_has_pending(cpu))
+			return emu_x87_pending(cpu);
+		return 0;
+	default:
+		if ((cr0 & CR0_EM) || !(cpu->st.cr4 & CR4_OSFXSR))
+			return emu_ud(cpu);
+		if (cr0 & CR0_TS)
+			return emu_fault(cpu, EMU_NM, 0, false);
+		return 0;
+	}
+}
+
+static uint64_t lin_of(const struct emu_cpu *cpu, int sreg, uint64_t off)
+{
+	if (cpu->mode == EMU_MODE_LONG64 && sreg < EMU_FS)
+		return off;
+	return cpu->st.seg[sreg].base + off;
+}
+
+/* x87 last-instruction pointers for a non-control instruction (FXSAVE image fields). */
+static void x87_pointers(struct emu_cpu *cpu, const struct simd_form *f, int sreg,
+			 uint64_t off)
+{
+	uint8_t *fx = cpu->st.fxsave;
+	uint16_t fop = f->fop;
+	uint32_t v;
+
+	memcpy(fx + FX_FOP, &fop, 2);
+	if (cpu->mode == EMU_MODE_LONG64) {
+		memcpy(fx + FX_FIP, &cpu->insn_rip, 8);
+		if (f->mem != 0xff)
+			memcpy(fx + FX_FDP, &off, 8);
+		return;
+	}
+	v = (uint32_t)cpu->insn_rip;
+	memcpy(fx + FX_FIP, &v, 4);
+	memcpy(fx + FX_FIP + 4, &cpu->st.seg[EMU_CS].sel, 2);
+	memset(fx + FX_FIP + 6, 0, 2);
+	if (f->mem != 0xff) {
+		v = (uint32_t)off;
+		memcpy(fx + FX_FDP, &v, 4);
+		memcpy(fx + FX_FDP + 4, &cpu->st.seg[sreg].sel, 2);
+		memset(fx + FX_FDP + 6, 0, 2);
+	}
+}
+
+static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct simd_form *f = &simd_forms[in->aux];
+	struct simd_ctx ctx;
+	uint32_t mx, raised;
+	uint64_t off = 0;
+	int sreg = EMU_DS, r;
+
+	if ((r = simd_checks(cpu, f->kind)))
+		return EMU_FAULT;
+	if (f->mem != 0xff) {
+		const struct emu_operand *op = &in->op[f->mem];
+
+		sreg = op->seg;
+		off = emu_ea_off(cpu, in, op);
+		if ((f->flags & F_ALIGN) && (lin_of(cpu, sreg, off) & 15))
+			return emu_gp0(cpu);
+		if ((f->flags & F_MEM_R) && emu_mread(cpu, sreg, off, ctx.buf, f->memsize))
+			return EMU_FAULT;
+	}
+	memcpy(ctx.fx, cpu->st.fxsave, 416);
+	mx = fx32(cpu->st.fxsave, FX_MXCSR);
+	raised = (mx | 0x1f80) & ~0x3fu;
+	memcpy(ctx.fx + FX_MXCSR, &raised, 4);
+	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
+	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
+	ctx.rflags = 2;
+	if (f->flags & F_RFL_R)
+		ctx.rflags |= emu_get_rflags(cpu) & RFL_ARITH;
+	simd_native_run(&ctx, f->code);
+
+	raised = fx32(ctx.fx, FX_MXCSR) & 0x3f;
+	if (raised & ~(mx >> 7) & 0x3f) {
+		/* unmasked SIMD exception: flags set, destination unchanged */
+		mx |= raised;
+		memcpy(cpu->st.fxsave + FX_MXCSR, &mx, 4);
+		if (!(cpu->st.cr4 & CR4_OSXMMEXCPT))
+			return emu_ud(cpu);
+		return emu_fault(cpu, EMU_XM, 0, false);
+	}
+	if (f->flags & F_MEM_W) {
+		bool skip = false;
+
+		if (f->flags & F_X87_STORE) {
+			uint16_t fsw = fx16(ctx.fx, FX_FSW), fcw = fx16(ctx.fx, FX_FCW);
+
+			skip = fsw & ~fcw & 0x1f;
+		}
+		if (!skip && emu_mwrite(cpu, sreg, off, ctx.buf, f->memsize))
+			return EMU_FAULT;
+	}
+	/* commit: the image but the x87 pointers, MXCSR with the new flags, GPRs, flags */
+	memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
+	memcpy(cpu->st.fxsave + 32, ctx.fx + 32, 416 - 32);
+	mx |= raised;
+	memcpy(cpu->st.fxsave + FX_MXCSR, &mx, 4);
+	if (f->kind == K_X87)
+		x87_pointers(cpu, f, sreg, off);
+	for (int i = 0; i < 16; i++)
+		if (i != EMU_RSP && i != f->base)
+			cpu->st.gpr[i] = ctx.gpr[i];
+	if (f->flags & F_RFL_W)
+		emu_set_rflags(cpu, (emu_get_rflags(cpu) & ~RFL_ARITH) | (ctx.rflags & RFL_ARITH));
+	return EMU_OK;
+}
+
+/* ---- CMPXCHG16B (SDM Vol. 2 "CMPXCHG8B/CMPXCHG16B") ---- */
+
+static int exec_cmpxchg16b(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct emu_operand *op = &in->op[0];
+	uint64_t off = emu_ea_off(cpu, in, op), cur[2];
+	uint64_t lo = cpu->st.gpr[EMU_RAX], hi = cpu->st.gpr[EMU_RDX];
+	uint64_t nlo = cpu->st.gpr[EMU_RBX], nhi = cpu->st.gpr[EMU_RCX];
+	uint64_t fl;
+	bool eq;
+	void *p;
+
+	if (op->kind != EMU_OPK_MEM)
+		return emu_ud(cpu);
+	if (lin_of(cpu, op->seg, off) & 15)
+		return emu_gp0(cpu);
+	p = emu_mem_rmw_ptr(cpu, op->seg, off, 16);
+	if (!p && cpu->fault.pending)
+		return EMU_FAULT;
+	if (p) {
+		uint8_t z;
+
+		__asm__ volatile("lock cmpxchg16b %1\n\tsetz %0"
+				 : "=q"(z), "+m"(*(volatile unsigned __int128 *)p), "+a"(lo),
+				   "+d"(hi)
+				 : "b"(nlo), "c"(nhi)
+				 : "memory", "cc");
+		eq = z;
+		cur[0] = lo;
+		cur[1] = hi;
+	} else {
+		uint64_t nv[2] = { nlo, nhi };
+
+		if (emu_mread(cpu, op->seg, off, cur, 16))
+			return EMU_FAULT;
+		eq = cur[0] == lo && cur[1] == hi;
+		/* the processor always writes: the old value back when unequal */
+		if (emu_mwrite(cpu, op->seg, off, eq ? nv : cur, 16))
+			return EMU_FAULT;
+	}
+	if (!eq) {
+		cpu->st.gpr[EMU_RAX] = cur[0];
+		cpu->st.gpr[EMU_RDX] = cur[1];
+	}
+	fl = emu_get_rflags(cpu) & ~0x40ull;
+	emu_set_rflags(cpu, fl | (eq ? 0x40 : 0));
+	return EMU_OK;
+}
+
+/* ---- decode-time form building ---- */
+
+static bool simd_arena_init(void)
+{
+	void *a, *h;
+
+	if (simd_forms)
+		return true;
+	a = mmap(NULL, SIMD_MAX_FORMS * sizeof(struct simd_form),
+		 PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return false;
+	h = mmap(NULL, SIMD_HASH * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED) {
+		munmap(a, SIMD_MAX_FORMS * sizeof(struct simd_form));
+		return false;
+	}
+	simd_hash = h;
+	simd_forms = a;
+	return true;
+}
+
+/* Index of an identical form, interned on first use; 0 when the arena is full. */
+static uint32_t simd_intern(const struct simd_form *nf)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const uint8_t *b = (const uint8_t *)nf;
+	uint32_t idx = 0, slot;
+
+	for (size_t i = 0; i < sizeof(*nf); i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	pthread_mutex_lock(&simd_lock);
+	if (!simd_arena_init())
+		goto out;
+	for (slot = h % SIMD_HASH;; slot = (slot + 1) % SIMD_HASH) {
+		uint32_t e = simd_hash[slot];
+
+		if (!e)
+			break;
+		if (!memcmp(&simd_forms[e], nf, sizeof(*nf))) {
+			idx = e;
+			goto out;
+		}
+	}
+	if (simd_nforms >= SIMD_MAX_FORMS)
+		goto out;
+	idx = simd_nforms++;
+	memcpy(&simd_forms[idx], nf, sizeof(*nf));
+	simd_hash[slot] = idx;
+out:
+	pthread_mutex_unlock(&simd_lock);
+	return idx;
+}
+
+static bool simd_excluded(unsigned m)
+{
+	switch (m) {
+	/* state instructions: fpu_state.c */
+	case ZYDIS_MNEMONIC_FNINIT: case ZYDIS_MNEMONIC_FNSTCW: case ZYDIS_MNEMONIC_FLDCW:
+	case ZYDIS_MNEMONIC_FNSTSW: case ZYDIS_MNEMONIC_FNCLEX: case ZYDIS_MNEMONIC_FWAIT:
+	case ZYDIS_MNEMONIC_FNSTENV: case ZYDIS_MNEMONIC_FLDENV: case ZYDIS_MNEMONIC_FNSAVE:
+	case ZYDIS_MNEMONIC_FRSTOR: case ZYDIS_MNEMONIC_EMMS: case ZYDIS_MNEMONIC_LDMXCSR:
+	case ZYDIS_MNEMONIC_STMXCSR: case ZYDIS_MNEMONIC_FXSAVE: case ZYDIS_MNEMONIC_FXSAVE64:
+	case ZYDIS_MNEMONIC_FXRSTOR: case ZYDIS_MNEMONIC_FXRSTOR64:
+	/* hints and ordering: the core's */
+	case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_SFENCE: case ZYDIS_MNEMONIC_MFENCE:
+	case ZYDIS_MNEMONIC_PAUSE: case ZYDIS_MNEMONIC_PREFETCHNTA:
+	case ZYDIS_MNEMONIC_PREFETCHT0: case ZYDIS_MNEMONIC_PREFETCHT1:
+	case ZYDIS_MNEMONIC_PREFETCHT2: case ZYDIS_MNEMONIC_CLFLUSH:
+	case ZYDIS_MNEMONIC_MONITOR: case ZYDIS_MNEMONIC_MWAIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool simd_mem_unaligned_ok(unsigned m)
+{
+	switch (m) {
+	case ZYDIS_MNEMONIC_MOVUPS: case ZYDIS_MNEMONIC_MOVUPD: case ZYDIS_MNEMONIC_MOVDQU:
+	case ZYDIS_MNEMONIC_LDDQU:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Does CPUID offer this extension (leaf 1 EDX/ECX)? */
+static bool simd_offered(struct emu_cpu *cpu, ZydisISAExt ext)
+{
+	uint32_t o[4] = { 0, 0, 0, 0 };
+
+	if (ext == ZYDIS_ISA_EXT_X87)
+		return true;	/* an FPU is part of every CPU this emulates */
+	if (!cpu->bus.cpuid)
+		return true;
+	cpu->bus.cpuid(cpu->bus.opaque, 1, 0, o);
+	switch (ext) {
+	case ZYDIS_ISA_EXT_MMX: return o[3] & (1u << 23);
+	case ZYDIS_ISA_EXT_SSE: return o[3] & (1u << 25);
+	case ZYDIS_ISA_EXT_SSE2: return o[3] & (1u << 26);
+	case ZYDIS_ISA_EXT_SSE3: return o[2] & (1u << 0);
+	case ZYDIS_ISA_EXT_SSSE3: return o[2] & (1u << 9);
+	default: return false;
+	}
+}
+
+static int exec_unsupported_form(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return emu_unsupported(cpu, "x87/SSE form not executable natively (%s)",
+			       ZydisMnemonicGetString((ZydisMnemonic)in->mnemonic));
+}
+
+emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uint8_t *bytes,
+			     const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo)
+{
+	ZydisISAExt ext = zi->meta.isa_ext;
+	struct simd_form f;
+	uint32_t used = 1u << EMU_RSP | 1u << EMU_RBP | 1u << EMU_R12 | 1u << EMU_R13;
+	unsigned n = 0, kind, opc;
+	int mem = -1;
+
+	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
+		return exec_cmpxchg16b;
+	if (ext != ZYDIS_ISA_EXT_X87 && ext != ZYDIS_ISA_EXT_MMX && ext != ZYDIS_ISA_EXT_SSE &&
+	    ext != ZYDIS_ISA_EXT_SSE2 && ext != ZYDIS_ISA_EXT_SSE3 && ext != ZYDIS_ISA_EXT_SSSE3)
+		return NULL;
+	if (simd_excluded(zi->mnemonic))
+		return NULL;
+	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
+		return NULL;
+	if (!simd_offered(cpu, ext))
+		return emu_exec_ud;
+	if (zi->mnemonic == ZYDIS_MNEMONIC_MASKMOVQ || zi->mnemonic == ZYDIS_MNEMONIC_MASKMOVDQU)
+		return exec_unsupported_form;
+	kind = ext == ZYDIS_ISA_EXT_X87 ? K_X87 : K_SSE;
+	memset(&f, 0, sizeof(f));
+	f.mem = 0xff;
+	for (unsigned i = 0; i < zi->operand_count; i++) {
+		const ZydisDecodedOperand *o = &zo[i];
+
+		if (o->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+			ZydisRegisterClass c = ZydisRegisterGetClass(o->reg.value);
+
+			if (c == ZYDIS_REGCLASS_MMX)
+				kind = K_MMX;
+			if (c == ZYDIS_REGCLASS_GPR8 || c == ZYDIS_REGCLASS_GPR16 ||
+			    c == ZYDIS_REGCLASS_GPR32 || c == ZYDIS_REGCLASS_GPR64) {
+				ZydisRegister big = ZydisRegisterGetLargestEnclosing(
+					ZYDIS_MACHINE_MODE_LONG_64, o->reg.value);
+				unsigned g = big - ZYDIS_REGISTER_RAX;
+
+				if (g == EMU_RSP && o->visibility != ZYDIS_OPERAND_VISIBILITY_HIDDEN)
+					return exec_unsupported_form;
+				used |= 1u << (g & 15);
+			}
+		} else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY && o->mem.type == ZYDIS_MEMOP_TYPE_MEM) {
+			if (mem >= 0 || i >= 4)
+				return exec_unsupported_form;
+			mem = (int)i;
+		}
+	}
+	if (zi->cpu_flags && zi->cpu_flags->tested)
+		f.flags |= F_RFL_R;
+	if (zi->cpu_flags && (zi->cpu_flags->modified | zi->cpu_flags->set_0 |
+			      zi->cpu_flags->set_1 | zi->cpu_flags->undefined))
+		f.flags |= F_RFL_W | F_RFL_R;
+	/* a base register for the buffer that the instruction does not name */
+	for (f.base = 0; f.base < 16 && (used >> f.base & 1); f.base++)
+		;
+	if (f.base >= 16)
+		return exec_unsupported_form;
+	/* legacy prefixes without segment overrides, address size, LOCK and REX */
+	opc = zi->raw.prefix_count;
+	for (unsigned i = 0; i < zi->raw.prefix_count; i++) {
+		uint8_t p = bytes[i];
+
+		if (p == 0x26 || p == 0x2e || p == 0x36 || p == 0x3e || p == 0x64 || p == 0x65 ||
+		    p == 0x67 || p == 0xf0)
+			continue;
+		if (zi->machine_mode == ZYDIS_MACHINE_MODE_LONG_64 && (p & 0xf0) == 0x40)
+			continue;
+		f.code[n++] = p;
+	}
+	if (mem >= 0) {
+		uint8_t rex = 0x40 | (zi->raw.rex.W ? 8 : 0) | (zi->raw.rex.R ? 4 : 0) |
+			      (f.base >= 8 ? 1 : 0);
+		unsigned mo = zi->raw.modrm.offset;
+
+		if (rex != 0x40)
+			f.code[n++] = rex;
+		memcpy(&f.code[n], bytes + opc, mo - opc);
+		n += mo - opc;
+		f.code[n++] = (uint8_t)((zi->raw.modrm.reg & 7) << 3 | (f.base & 7));
+		for (int k = 0; k < 2; k++)
+			if (zi->raw.imm[k].size) {
+				memcpy(&f.code[n], bytes + zi->raw.imm[k].offset, zi->raw.imm[k].size / 8);
+				n += zi->raw.imm[k].size / 8;
+			}
+		f.mem = (uint8_t)mem;
+		f.memsize = zo[mem].size / 8;
+		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_READ)
+			f.flags |= F_MEM_R;
+		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)
+			f.flags |= F_MEM_W;
+		if (kind == K_X87 && (f.flags & F_MEM_W))
+			f.flags |= F_X87_STORE;
+		if (kind == K_SSE && f.memsize == 16 && !simd_mem_unaligned_ok(zi->mnemonic))
+			f.flags |= F_ALIGN;
+		if (!f.memsize || f.memsize > 16)
+			return exec_unsupported_form;
+	} else {
+		if (zi->machine_mode == ZYDIS_MACHINE_MODE_LONG_64 &&
+		    (zi->raw.rex.W || zi->raw.rex.R || zi->raw.rex.X || zi->raw.rex.B))
+			f.code[n++] = 0x40 | (zi->raw.rex.W ? 8 : 0) | (zi->raw.rex.R ? 4 : 0) |
+				      (zi->raw.rex.X ? 2 : 0) | (zi->raw.rex.B ? 1 : 0);
+		memcpy(&f.code[n], bytes + opc, zi->length - opc);
+		n += zi->length - opc;
+	}
+	if (n > 15)
+		return exec_unsupported_form;
+	f.code[n] = 0xc3;	/* RET */
+	f.kind = (uint8_t)kind;
+	if (kind == K_X87)
+		f.fop = (uint16_t)((bytes[opc] & 7) << 8 |
+				   (zi->raw.modrm.offset ? bytes[zi->raw.modrm.offset] : 0));
+	in->aux = simd_intern(&f);
+	if (!in->aux)
+		return exec_unsupported_form;
+	return exec_native;
+}
