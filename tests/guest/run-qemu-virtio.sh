@@ -2,8 +2,8 @@
 # run-qemu-virtio.sh [BUILD_DIR]: the guests that need host files, sockets or signals, under
 # QEMU (TCG, -M pc) as tests/integration/virtio.sh and power_button.sh run them under khyve:
 # virtio_blk (modern-only, transitional driven either way, legacy-only; ro; 4 KiB sectors;
-# MSI-X and INTx; discard deallocating the file's blocks; kill -9 after FLUSHED), virtio_rnd,
-# virtio_con with a Unix-socket peer, and pwrbtn with the monitor's system_powerdown.
+# MSI-X and INTx; discard deallocating the file's blocks; kill -9 after FLUSHED), virtio_con
+# with a Unix-socket peer, and pwrbtn with the monitor's system_powerdown.
 # Prints "ok"/"not ok" lines and "N passed, N failed". Needs python3 for the sockets.
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build/guest}
@@ -70,9 +70,6 @@ for variant in modern:,disable-legacy=on modern: legacy: legacy:,disable-modern=
 	blk "${name}_ro" "mode=$mode ro=1" ",readonly=on" "$dev"
 	result "${name}_ro_unchanged" "$([ "$(md5sum <"$work/disk.img")" = "$sum" ]; echo $?)" \
 		"the file changed"
-	log=$work/rnd.log
-	qemu "$log" virtio_rnd.elf "mode=$mode" -device "virtio-rng-pci$dev"
-	passed "rnd_${mode}${dev//[,=]/_}" "$log" $?
 done
 blk blk_sectorsize_4096 "mode=modern bs=4096 size=16M" "" \
 	",logical_block_size=4096,physical_block_size=4096"
