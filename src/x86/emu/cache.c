@@ -24,8 +24,8 @@ void emu_machine_destroy(struct emu_machine *m)
 {
 	if (!m)
 		return;
-	for (unsigned i = 0; i < EMU_NCHUNKS; i++)
-		free(atomic_load(&m->chunk[i]));
+	for (uint32_t i = 0, n = atomic_load(&m->nused); i < n; i++)
+		free(atomic_load(&m->chunk[m->used[i]]));
 	free(m);
 }
 
@@ -43,9 +43,10 @@ struct emu_page *emu_page_get(struct emu_machine *m, uint64_t gpa, bool create)
 		n = calloc(EMU_CHUNK_PAGES, sizeof(*n));
 		if (!n)
 			return NULL;
-		if (atomic_compare_exchange_strong(&m->chunk[ci], &c, n))
+		if (atomic_compare_exchange_strong(&m->chunk[ci], &c, n)) {
 			c = n;
-		else
+			m->used[atomic_fetch_add(&m->nused, 1)] = (uint16_t)ci;
+		} else
 			free(n);
 	}
 	return &c[(gpa >> 12) & (EMU_CHUNK_PAGES - 1)];

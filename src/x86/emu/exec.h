@@ -61,6 +61,9 @@ static inline struct emu_core *emu_core(struct emu_cpu *cpu)
 
 struct emu_machine {
 	_Atomic(struct emu_page *) chunk[EMU_NCHUNKS];
+	/* indices of the chunks allocated, so that teardown touches only those */
+	_Atomic uint32_t nused;
+	uint16_t used[EMU_NCHUNKS];
 };
 
 void emu_smc_hit(struct emu_machine *m, uint64_t gpa, unsigned len);
