@@ -190,7 +190,8 @@ void *vcpu_thread(void *arg)
 	pthread_mutex_lock(&vm->start_lock);
 	vm->nready++;
 	pthread_cond_broadcast(&vm->start_cond);
-	while (!vm->go)
+	/* A lone vCPU has no IPI target to wait for: no round trip through the main thread. */
+	while (!vm->go && vm->ncpus > 1)
 		pthread_cond_wait(&vm->start_cond, &vm->start_lock);
 	pthread_mutex_unlock(&vm->start_lock);
 	if (av)
