@@ -383,7 +383,8 @@ TEST(core_exceptions_tf_ud_de)
 
 TEST(core_unsupported_message)
 {
-	static const uint8_t prog[] = { 0x90, 0x0f, 0x58, 0xc1 };	/* nop; addps xmm0, xmm1 */
+	/* nop; vaddps xmm0, xmm1, xmm2 (AVX is not offered) */
+	static const uint8_t prog[] = { 0x90, 0xc5, 0xf0, 0x58, 0xc2 };
 	struct emu_state st;
 	struct emu_cpu *cpu;
 	const char *msg;
@@ -394,7 +395,7 @@ TEST(core_unsupported_message)
 	CHECK_EQ_U64(run_to_stop(cpu), EMU_EXIT_UNSUPPORTED);
 	msg = emu_last_error(cpu);
 	printf("    message: %s\n", msg);
-	CHECK(strstr(msg, "addps") != NULL);
+	CHECK(strstr(msg, "vaddps") != NULL);
 	emu_cpu_destroy(cpu);
 }
 

@@ -1,13 +1,14 @@
 /*
- * fpu_state.c: the x87/SSE *state* instructions a kernel or firmware runs at start-up (SDM
- * Vol. 1 ch. 8, 10.5; Vol. 2): FNINIT, FNSTCW/FLDCW, FNSTSW, FNCLEX, FWAIT, FXSAVE/FXRSTOR
- * (+64), LDMXCSR/STMXCSR, EMMS, with the CR0.TS/EM/MP and CR4.OSFXSR rules (#NM, #UD).
- * State lives in st.fxsave (FXSAVE layout). x87 arithmetic and the other x87 state forms
- * stop as unsupported after the #NM check; an unmasked pending x87 exception at FWAIT too.
+ * fpu_state.c: the x87/SSE *state* instructions (SDM Vol. 1 ch. 8, 10.5, §8.1.10 and
+ * figures 8-9..8-12; Vol. 2): FNINIT, FNSTCW/FLDCW, FNSTSW, FNCLEX, FWAIT, FNSTENV/FLDENV
+ * and FNSAVE/FRSTOR in their 16- and 32-bit, real- and protected-mode layouts, FXSAVE/
+ * FXRSTOR (+64), LDMXCSR/STMXCSR, EMMS, with the CR0.TS/EM/MP and CR4.OSFXSR rules (#NM,
+ * #UD). State lives in st.fxsave (FXSAVE layout); x87 arithmetic is sse_native.c's. A pending
+ * x87 exception at a waiting instruction is #MF; with CR0.NE=0 (FERR#) the vCPU stops.
  */
 #include <string.h>
 #include <Zydis/Zydis.h>
-#include "x86/emu/emu_internal.h"
+#include "x86/emu/simd.h"
 
 #define CR0_MP (1ull << 1)
 #define CR0_EM (1ull << 2)
@@ -127,12 +128,8 @@ static int exec_fwait(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if ((cpu->st.cr0 & (CR0_TS | CR0_MP)) == (CR0_TS | CR0_MP))
 		return emu_fault(cpu, EMU_NM, 0, false);
-	if (fx16(cpu, FX_FSW) & 0x80) {
-		if (cpu->st.cr0 & CR0_NE)
-			return emu_fault(cpu, EMU_MF, 0, false);
-		return emu_unsupported(cpu, "FWAIT with a pending x87 exception and CR0.NE=0 "
-					    "(FERR#/IRQ 13 is not modelled)");
-	}
+	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
+		return emu_x87_pending(cpu);
 	return done(cpu, in);
 }
 
@@ -234,12 +231,200 @@ static int exec_fxrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	return done(cpu, in);
 }
 
-static int exec_x87_unsupported(struct emu_cpu *cpu, const struct emu_insn *in)
+/* ---- FNSTENV/FLDENV/FNSAVE/FRSTOR ---- */
+
+/* Full tag word from the abridged one and the register contents (SDM §8.1.7, §10.5.1.1). */
+static uint16_t ftw_full(const struct emu_cpu *cpu)
+{
+	unsigned top = (fx16(cpu, FX_FSW) >> 11) & 7;
+	uint8_t abr = cpu->st.fxsave[FX_FTW];
+	uint16_t ftw = 0;
+
+	for (unsigned phys = 0; phys < 8; phys++) {
+		const uint8_t *r = &cpu->st.fxsave[32 + 16 * ((phys - top) & 7)];
+		uint64_t mant;
+		uint16_t se;
+		unsigned tag;
+
+		memcpy(&mant, r, 8);
+		memcpy(&se, r + 8, 2);
+		if (!(abr >> phys & 1))
+			tag = 3;
+		else if ((se & 0x7fff) == 0x7fff)
+			tag = 2;
+		else if ((se & 0x7fff) == 0)
+			tag = mant ? 2 : 1;
+		else
+			tag = mant >> 63 ? 0 : 2;
+		ftw |= (uint16_t)(tag << (2 * phys));
+	}
+	return ftw;
+}
+
+static bool x87_real_format(const struct emu_cpu *cpu)
+{
+	return cpu->mode == EMU_MODE_REAL || cpu->mode == EMU_MODE_VM86;
+}
+
+/* The environment image: 14 bytes (16-bit operand size) or 28 bytes; returns its length. */
+static unsigned env_build(struct emu_cpu *cpu, const struct emu_insn *in, uint8_t *env)
+{
+	uint32_t fip, fdp, fcs, fds, fop, w[7];
+	uint16_t h[7];
+
+	memcpy(&fip, &cpu->st.fxsave[8], 4);
+	fcs = fx16(cpu, 12);
+	memcpy(&fdp, &cpu->st.fxsave[16], 4);
+	fds = fx16(cpu, 20);
+	fop = fx16(cpu, 6) & 0x7ff;
+	if (cpu->mode == EMU_MODE_LONG64)
+		fcs = fds = 0;
+	if (x87_real_format(cpu)) {
+		fip += fcs << 4;
+		fdp += fds << 4;
+	}
+	if (in->opsize == 2) {
+		h[0] = fx16(cpu, FX_FCW);
+		h[1] = fx16(cpu, FX_FSW);
+		h[2] = ftw_full(cpu);
+		h[3] = (uint16_t)fip;
+		h[5] = (uint16_t)fdp;
+		if (x87_real_format(cpu)) {
+			h[4] = (uint16_t)(((fip >> 16) & 0xf) << 12 | fop);
+			h[6] = (uint16_t)(((fdp >> 16) & 0xf) << 12);
+		} else {
+			h[4] = (uint16_t)fcs;
+			h[6] = (uint16_t)fds;
+		}
+		memcpy(env, h, 14);
+		return 14;
+	}
+	w[0] = 0xffff0000u | fx16(cpu, FX_FCW);
+	w[1] = 0xffff0000u | fx16(cpu, FX_FSW);
+	w[2] = 0xffff0000u | ftw_full(cpu);
+	if (x87_real_format(cpu)) {
+		w[3] = 0xffff0000u | (fip & 0xffff);
+		w[4] = (fip >> 16) << 12 | fop;
+		w[5] = 0xffff0000u | (fdp & 0xffff);
+		w[6] = (fdp >> 16) << 12;
+	} else {
+		w[3] = fip;
+		w[4] = fop << 16 | fcs;
+		w[5] = fdp;
+		w[6] = 0xffff0000u | fds;
+	}
+	memcpy(env, w, 28);
+	return 28;
+}
+
+static void env_load(struct emu_cpu *cpu, const struct emu_insn *in, const uint8_t *env)
+{
+	uint32_t fip, fdp, fcs = 0, fds = 0, fop = 0, zero = 0;
+	uint16_t fcw, fsw, ftw, fop16;
+	uint8_t abr = 0;
+
+	if (in->opsize == 2) {
+		uint16_t h[7];
+
+		memcpy(h, env, 14);
+		fcw = h[0], fsw = h[1], ftw = h[2];
+		fip = h[3], fdp = h[5];
+		if (x87_real_format(cpu)) {
+			fip |= (uint32_t)(h[4] >> 12) << 16;
+			fop = h[4] & 0x7ff;
+			fdp |= (uint32_t)(h[6] >> 12) << 16;
+		} else {
+			fcs = h[4], fds = h[6];
+		}
+	} else {
+		uint32_t w[7];
+
+		memcpy(w, env, 28);
+		fcw = (uint16_t)w[0], fsw = (uint16_t)w[1], ftw = (uint16_t)w[2];
+		if (x87_real_format(cpu)) {
+			fip = (w[3] & 0xffff) | (w[4] >> 12) << 16;
+			fop = w[4] & 0x7ff;
+			fdp = (w[5] & 0xffff) | (w[6] >> 12) << 16;
+		} else {
+			fip = w[3], fcs = w[4] & 0xffff, fop = (w[4] >> 16) & 0x7ff;
+			fdp = w[5], fds = w[6] & 0xffff;
+		}
+	}
+	for (unsigned i = 0; i < 8; i++)
+		if (((ftw >> (2 * i)) & 3) != 3)
+			abr |= (uint8_t)(1u << i);
+	fx16_set(cpu, FX_FCW, (fcw & 0x1f3f) | 0x40);
+	fx16_set(cpu, FX_FSW, fsw);
+	cpu->st.fxsave[FX_FTW] = abr;
+	fop16 = (uint16_t)fop;
+	memcpy(&cpu->st.fxsave[6], &fop16, 2);
+	memcpy(&cpu->st.fxsave[8], &fip, 4);
+	memcpy(&cpu->st.fxsave[12], &fcs, 4);
+	memcpy(&cpu->st.fxsave[16], &fdp, 4);
+	memcpy(&cpu->st.fxsave[20], &fds, 2);
+	memcpy(&cpu->st.fxsave[22], &zero, 2);
+	fsw_update(cpu);
+}
+
+static int env_operand(struct emu_cpu *cpu, const struct emu_insn *in, int *sreg, uint64_t *off)
 {
 	if (x87_check(cpu))
 		return EMU_FAULT;
-	return emu_unsupported(cpu, "x87 instruction (arithmetic and the FSAVE/FLDENV family "
-				    "are not implemented yet)");
+	if (in->op[0].kind != EMU_OPK_MEM)
+		return emu_ud(cpu);
+	emu_op_ea(cpu, in, 0, sreg, off);
+	return 0;
+}
+
+static int exec_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint8_t img[28 + 80];
+	unsigned n;
+	uint64_t off;
+	int sreg, r;
+	bool save = in->mnemonic == ZYDIS_MNEMONIC_FNSAVE;
+
+	if (env_operand(cpu, in, &sreg, &off))
+		return EMU_FAULT;
+	n = env_build(cpu, in, img);
+	if (save)
+		for (unsigned i = 0; i < 8; i++, n += 10)
+			memcpy(&img[n], &cpu->st.fxsave[32 + 16 * i], 10);
+	if ((r = emu_mem_write(cpu, sreg, off, img, n)))
+		return r;
+	if (save) {
+		fx16_set(cpu, FX_FCW, 0x37f);
+		fx16_set(cpu, FX_FSW, 0);
+		cpu->st.fxsave[FX_FTW] = 0;
+		memset(&cpu->st.fxsave[6], 0, 18);
+	} else {
+		fx16_set(cpu, FX_FCW, fx16(cpu, FX_FCW) | 0x3f);
+		fsw_update(cpu);
+	}
+	return done(cpu, in);
+}
+
+static int exec_fldenv(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint8_t img[28 + 80];
+	unsigned n = in->opsize == 2 ? 14 : 28;
+	uint64_t off;
+	int sreg, r;
+	bool rstor = in->mnemonic == ZYDIS_MNEMONIC_FRSTOR;
+
+	if (env_operand(cpu, in, &sreg, &off))
+		return EMU_FAULT;
+	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
+		return emu_x87_pending(cpu);
+	if ((r = emu_mem_read(cpu, sreg, off, img, n + (rstor ? 80 : 0))))
+		return r;
+	env_load(cpu, in, img);
+	if (rstor)
+		for (unsigned i = 0; i < 8; i++) {
+			memcpy(&cpu->st.fxsave[32 + 16 * i], &img[n + 10 * i], 10);
+			memset(&cpu->st.fxsave[32 + 16 * i + 10], 0, 6);
+		}
+	return done(cpu, in);
 }
 
 emu_exec_fn emu_fpu_handler(unsigned m)
@@ -258,11 +443,11 @@ emu_exec_fn emu_fpu_handler(unsigned m)
 	case ZYDIS_MNEMONIC_FXSAVE64: return exec_fxsave;
 	case ZYDIS_MNEMONIC_FXRSTOR:
 	case ZYDIS_MNEMONIC_FXRSTOR64: return exec_fxrstor;
+	case ZYDIS_MNEMONIC_FNSTENV:
+	case ZYDIS_MNEMONIC_FNSAVE: return exec_fnstenv;
+	case ZYDIS_MNEMONIC_FLDENV:
+	case ZYDIS_MNEMONIC_FRSTOR: return exec_fldenv;
 	default:
-		break;
+		return NULL;
 	}
-	/* Every other x87 mnemonic (F... between FABS and FYL2XP1). */
-	if (m >= ZYDIS_MNEMONIC_F2XM1 && m <= ZYDIS_MNEMONIC_FYL2XP1)
-		return exec_x87_unsupported;
-	return NULL;
 }
