@@ -126,6 +126,8 @@ while b"\n" not in data:
         break
     data += chunk
 print("peer got: " + data.decode(errors="replace").strip())
+if not data:
+    sys.exit("the guest closed the port without a line")
 s.sendall(b"pong from the host\n")
 time.sleep(1)
 EOF
