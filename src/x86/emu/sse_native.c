@@ -5,15 +5,20 @@
  * (the guest's bytes with segment/address-size prefixes dropped and any memory operand turned
  * into [reg] on a host buffer) kept in an executable arena; at run time the guest's FXSAVE
  * image, GPRs and arithmetic flags are loaded, the template runs, and the state comes back.
- * MXCSR exceptions run masked on the host; unmasked ones raise #XM (or #UD without
- * CR4.OSXMMEXCPT) with the destination unchanged. x87 runs under the guest's FCW (the host
- * only traps at a waiting instruction, and none runs before the state is saved); pending
+ * SSE runs under the guest's MXCSR: an unmasked exception traps on the host (SIGFPE, caught
+ * here only for faults inside the template arena) and becomes #XM (or #UD without
+ * CR4.OSXMMEXCPT) with the trap's MXCSR and the destination unchanged. x87 runs under the
+ * guest's FCW (the host only traps at a waiting instruction, and none runs before the state
+ * is saved); pending
  * x87 exceptions raise #MF at the next waiting instruction (FERR# with CR0.NE=0 is not
  * modelled: the vCPU stops). Left out: MASKMOVQ/MASKMOVDQU, forms with RSP as a register.
  */
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include "x86/emu/exec.h"
 #include "x86/emu/simd.h"
 
@@ -52,6 +57,9 @@ static struct simd_form *simd_forms;	/* RWX arena: code is the first member */
 static uint32_t *simd_hash;
 static uint32_t simd_nforms = 1;	/* index 0 unused */
 static pthread_mutex_t simd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction simd_old_fpe;
+static __thread sigjmp_buf *simd_trap_jmp;
+static __thread uint32_t simd_trap_mxcsr;
 
 struct simd_ctx {
 	uint8_t fx[512];
@@ -195,11 +203,56 @@ static void x87_pointers(struct emu_cpu *cpu, const struct simd_form *f, int sre
 	}
 }
 
+/*
+ * SIGFPE: a SIMD exception the guest unmasked, raised by a template (the faulting RIP is in
+ * the arena): note the trap's MXCSR and return to exec_native. Anything else goes to the
+ * handler that was installed before.
+ */
+static void simd_sigfpe(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	uintptr_t rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	uintptr_t lo = (uintptr_t)simd_forms;
+
+	if (simd_trap_jmp && rip >= lo && rip < lo + SIMD_MAX_FORMS * sizeof(struct simd_form)) {
+		simd_trap_mxcsr = uc->uc_mcontext.fpregs->mxcsr;
+		siglongjmp(*simd_trap_jmp, 1);
+	}
+	if (simd_old_fpe.sa_flags & SA_SIGINFO) {
+		simd_old_fpe.sa_sigaction(sig, si, ucv);
+	} else if (simd_old_fpe.sa_handler != SIG_DFL && simd_old_fpe.sa_handler != SIG_IGN) {
+		simd_old_fpe.sa_handler(sig);
+	} else {
+		/* default action: the faulting instruction runs again without us */
+		signal(SIGFPE, SIG_DFL);
+	}
+}
+
+/* Run the template; 1 when an unmasked SIMD exception trapped (MXCSR in *mx). */
+static int simd_run_trapping(struct simd_ctx *ctx, const struct simd_form *f, uint32_t *mx)
+{
+	sigjmp_buf jb;
+	volatile uint32_t hmx = 0x1f80;
+	volatile uint16_t hcw = 0x37f;
+
+	__asm__ volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(hmx), "=m"(hcw));
+	if (sigsetjmp(jb, 0)) {
+		simd_trap_jmp = NULL;
+		__asm__ volatile("fninit\n\tldmxcsr %0\n\tfldcw %1" : : "m"(hmx), "m"(hcw));
+		*mx = simd_trap_mxcsr;
+		return 1;
+	}
+	simd_trap_jmp = &jb;
+	simd_native_run(ctx, f->code);
+	simd_trap_jmp = NULL;
+	return 0;
+}
+
 static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct simd_form *f = &simd_forms[in->aux];
 	struct simd_ctx ctx;
-	uint32_t mx, raised;
+	uint32_t mx, trap_mx;
 	uint64_t off = 0;
 	int sreg = EMU_DS, r;
 
@@ -217,20 +270,16 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	memcpy(ctx.fx, cpu->st.fxsave, 416);
 	mx = fx32(cpu->st.fxsave, FX_MXCSR);
-	raised = (mx | 0x1f80) & ~0x3fu;
-	memcpy(ctx.fx + FX_MXCSR, &raised, 4);
 	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
 	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
 	ctx.rflags = 2;
 	if (f->flags & F_RFL_R)
 		ctx.rflags |= emu_get_rflags(cpu) & RFL_ARITH;
-	simd_native_run(&ctx, f->code);
-
-	raised = fx32(ctx.fx, FX_MXCSR) & 0x3f;
-	if (raised & ~(mx >> 7) & 0x3f) {
-		/* unmasked SIMD exception: flags set, destination unchanged */
-		mx |= raised;
-		memcpy(cpu->st.fxsave + FX_MXCSR, &mx, 4);
+	if ((mx & 0x1f80) == 0x1f80) {
+		simd_native_run(&ctx, f->code);
+	} else if (simd_run_trapping(&ctx, f, &trap_mx)) {
+		/* unmasked SIMD exception: the trap's flags, destination unchanged */
+		memcpy(cpu->st.fxsave + FX_MXCSR, &trap_mx, 4);
 		if (!(cpu->st.cr4 & CR4_OSXMMEXCPT))
 			return emu_ud(cpu);
 		return emu_fault(cpu, EMU_XM, 0, false);
@@ -246,11 +295,10 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 		if (!skip && emu_mwrite(cpu, sreg, off, ctx.buf, f->memsize))
 			return EMU_FAULT;
 	}
-	/* commit: the image but the x87 pointers, MXCSR with the new flags, GPRs, flags */
+	/* commit: the image but the x87 pointers, MXCSR, GPRs, flags */
 	memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
+	memcpy(cpu->st.fxsave + FX_MXCSR, ctx.fx + FX_MXCSR, 4);
 	memcpy(cpu->st.fxsave + 32, ctx.fx + 32, 416 - 32);
-	mx |= raised;
-	memcpy(cpu->st.fxsave + FX_MXCSR, &mx, 4);
 	if (f->kind == K_X87)
 		x87_pointers(cpu, f, sreg, off);
 	for (int i = 0; i < 16; i++)
@@ -314,6 +362,7 @@ static int exec_cmpxchg16b(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static bool simd_arena_init(void)
 {
+	struct sigaction sa;
 	void *a, *h;
 
 	if (simd_forms)
@@ -330,6 +379,10 @@ static bool simd_arena_init(void)
 	}
 	simd_hash = h;
 	simd_forms = a;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = simd_sigfpe;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigaction(SIGFPE, &sa, &simd_old_fpe);
 	return true;
 }
 
@@ -518,7 +571,7 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 			f.flags |= F_MEM_W;
 		if (kind == K_X87 && (f.flags & F_MEM_W))
 			f.flags |= F_X87_STORE;
-		if (kind == K_SSE && f.memsize == 16 && !simd_mem_unaligned_ok(zi->mnemonic))
+		if (kind != K_X87 && f.memsize == 16 && !simd_mem_unaligned_ok(zi->mnemonic))
 			f.flags |= F_ALIGN;
 		if (!f.memsize || f.memsize > 16)
 			return exec_unsupported_form;

@@ -1,0 +1,214 @@
+/*
+ * test_emu_sse.c: differential tests of the interpreter's MMX, SSE, SSE2, SSE3 and SSSE3
+ * instructions against the host CPU (harness in simd_diff.h). The forms are every legacy
+ * encoding Zydis decodes as one of those extensions under no/66/F2/F3 prefixes in the 0F,
+ * 0F 38 and 0F 3A maps, in register and [RBX+disp8] memory forms, with and without REX.W and
+ * high registers; each runs on random and boundary lanes (zeros, denormals, infinities,
+ * QNaN/SNaN, integer limits) under every rounding mode, FTZ/DAZ and unmasked exceptions.
+ * Also CMPXCHG16B, the alignment #GP and the #UD/#NM rules of CR0/CR4.
+ */
+#include "simd_diff.h"
+
+static bool sse_skip(ZydisMnemonic m)
+{
+	switch (m) {
+	/* state and hints: other tests (test_emu_sys.c) */
+	case ZYDIS_MNEMONIC_LDMXCSR: case ZYDIS_MNEMONIC_STMXCSR: case ZYDIS_MNEMONIC_FXSAVE:
+	case ZYDIS_MNEMONIC_FXRSTOR: case ZYDIS_MNEMONIC_FXSAVE64: case ZYDIS_MNEMONIC_FXRSTOR64:
+	case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_SFENCE: case ZYDIS_MNEMONIC_MFENCE:
+	case ZYDIS_MNEMONIC_PAUSE: case ZYDIS_MNEMONIC_PREFETCHNTA: case ZYDIS_MNEMONIC_PREFETCHT0:
+	case ZYDIS_MNEMONIC_PREFETCHT1: case ZYDIS_MNEMONIC_PREFETCHT2:
+	case ZYDIS_MNEMONIC_CLFLUSH: case ZYDIS_MNEMONIC_MONITOR: case ZYDIS_MNEMONIC_MWAIT:
+	case ZYDIS_MNEMONIC_EMMS:
+	/* not implemented (implicit [RDI] store) */
+	case ZYDIS_MNEMONIC_MASKMOVQ: case ZYDIS_MNEMONIC_MASKMOVDQU:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool sse_ext(ZydisISAExt e)
+{
+	return e == ZYDIS_ISA_EXT_MMX || e == ZYDIS_ISA_EXT_SSE || e == ZYDIS_ISA_EXT_SSE2 ||
+	       e == ZYDIS_ISA_EXT_SSE3 || e == ZYDIS_ISA_EXT_SSSE3;
+}
+
+/* Lane width for the random start: from the mnemonic's last letters (ps/ss: 4, pd/sd: 8). */
+static unsigned sse_lane(const char *name)
+{
+	size_t l = strlen(name);
+
+	if (l > 2 && (!strcmp(name + l - 2, "ps") || !strcmp(name + l - 2, "ss")))
+		return 4;
+	if (l > 2 && (!strcmp(name + l - 2, "pd") || !strcmp(name + l - 2, "sd")))
+		return 8;
+	return sd_rnd() % 2 ? 4 : 8;
+}
+
+/* Encode [pfx] [REX] 0F map op ModRM [disp8] [imm8]; false when Zydis rejects it or the
+ * form is not one of ours. */
+static bool sse_encode(ZydisDecoder *dec, uint8_t pfx, unsigned map, uint8_t op, bool mem,
+		       unsigned rex, unsigned reg, unsigned rm, uint8_t *b, unsigned *len,
+		       ZydisDecodedInstruction *zi, ZydisDecodedOperand *zo)
+{
+	unsigned n = 0;
+
+	if (pfx)
+		b[n++] = pfx;
+	if (mem)
+		rex &= ~3u;	/* the base stays RBX */
+	if (rex)
+		b[n++] = (uint8_t)(0x40 | rex);
+	b[n++] = 0x0f;
+	if (map == 1)
+		b[n++] = 0x38;
+	if (map == 2)
+		b[n++] = 0x3a;
+	b[n++] = op;
+	if (mem) {
+		b[n++] = (uint8_t)(0x40 | (reg & 7) << 3 | 3);
+		b[n++] = 0;	/* disp8, set per case */
+	} else {
+		b[n++] = (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7));
+	}
+	b[n++] = 0;		/* imm8 if any, set per case */
+	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(dec, b, n, zi, zo)))
+		return false;
+	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY || !sse_ext(zi->meta.isa_ext) ||
+	    sse_skip(zi->mnemonic))
+		return false;
+	*len = zi->length;
+	return true;
+}
+
+/* The offsets of disp8 and imm8 in an encoded form (from Zydis's raw info). */
+struct sse_form {
+	uint8_t b[16];
+	unsigned len;
+	int disp_off, imm_off;
+	unsigned memsize;
+	bool align;
+	char name[32];
+};
+
+static void sse_run_form(const struct sse_form *f, unsigned cases)
+{
+	uint8_t b[16];
+	struct sd_regs r;
+
+	sd_forms++;
+	for (unsigned c = 0; c < cases; c++) {
+		memcpy(b, f->b, f->len);
+		if (f->disp_off >= 0) {
+			int8_t d = (int8_t)((sd_rnd() % 16) * 16 - 128);
+
+			if (sd_rnd() % 8 == 0)
+				d = (int8_t)(d + 1 + sd_rnd() % 15);	/* misaligned */
+			b[f->disp_off] = (uint8_t)d;
+		}
+		if (f->imm_off >= 0)
+			b[f->imm_off] = (uint8_t)sd_rnd();
+		sd_random_start(&r, sse_lane(f->name), c % 4 == 3);
+		if (!sd_case(f->name, b, f->len, &r))
+			break;
+	}
+}
+
+TEST(sse_every_form_against_host)
+{
+	static const uint8_t pfxs[] = { 0, 0x66, 0xf2, 0xf3 };
+	ZydisDecoder dec;
+	ZydisDecodedInstruction zi;
+	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+	unsigned forms = 0;
+
+	sd_init();
+	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+	for (unsigned map = 0; map < 3; map++)
+		for (unsigned op = 0; op < 256; op++)
+			for (unsigned p = 0; p < 4; p++)
+				for (unsigned v = 0; v < 6; v++) {
+					struct sse_form f;
+					bool mem = v & 1;
+					unsigned rex = (v >> 1) == 1 ? 8 : (v >> 1) == 2 ? 5 : 0;
+					unsigned reg = 1 + (unsigned)(sd_rnd() % 2) * 5;
+					unsigned rm = 2 + (unsigned)(sd_rnd() % 2) * 5;
+
+					memset(&f, 0, sizeof(f));
+					if (!sse_encode(&dec, pfxs[p], map, (uint8_t)op, mem, rex, reg,
+							rm, f.b, &f.len, &zi, zo))
+						continue;
+					f.disp_off = zi.raw.disp.size ? zi.raw.disp.offset : -1;
+					f.imm_off = zi.raw.imm[0].size ? zi.raw.imm[0].offset : -1;
+					snprintf(f.name, sizeof f.name, "%s%s%s",
+						 ZydisMnemonicGetString(zi.mnemonic),
+						 mem ? " mem" : "", rex & 8 ? " w" : "");
+					sse_run_form(&f, 40);
+					forms++;
+				}
+	printf("    %u SSE/MMX forms, %u cases, %u faults compared, %u differences\n", forms,
+	       sd_cases, sd_faults, sd_diffs);
+	CHECK(forms > 500);
+	CHECK_EQ_U64(sd_diffs, 0);
+}
+
+/* lock cmpxchg16b [rbx+disp8]: equal and unequal, and the alignment #GP. */
+TEST(sse_cmpxchg16b)
+{
+	uint8_t b[] = { 0xf0, 0x48, 0x0f, 0xc7, 0x4b, 0x00 };
+	struct sd_regs r;
+	unsigned before = sd_diffs;
+
+	sd_init();
+	for (int c = 0; c < 64; c++) {
+		sd_random_start(&r, 8, false);
+		b[5] = (uint8_t)(c % 8 == 7 ? 8 : (sd_rnd() % 8) * 16);
+		if (c % 2) {
+			memcpy(&r.gpr[EMU_RAX], sd_nbuf + 0x1000 + b[5], 8);
+			memcpy(&r.gpr[EMU_RDX], sd_nbuf + 0x1000 + b[5] + 8, 8);
+		}
+		sd_case("cmpxchg16b", b, sizeof b, &r);
+	}
+	CHECK_EQ_U64(sd_diffs, before);
+}
+
+/* CR0.EM / CR4.OSFXSR=0: #UD; CR0.TS: #NM; unmasked exception without OSXMMEXCPT: #UD. */
+TEST(sse_control_register_rules)
+{
+	static const uint8_t addps[] = { 0x0f, 0x58, 0xc1 };
+	static const uint8_t divss[] = { 0xf3, 0x0f, 0x5e, 0xc1 };
+	struct emu_state st;
+	struct sd_regs r;
+	uint32_t mx = 0x1f80 & ~(1u << 9);	/* ZE unmasked */
+	float one = 1.0f, zero = 0.0f;
+
+	sd_init();
+	sd_random_start(&r, 4, false);
+	struct { uint64_t cr0, cr4; int want; } cases[] = {
+		{ 0x80000031 | 4, 0x620, 1 + 6 },
+		{ 0x80000031, 0x020, 1 + 6 },
+		{ 0x80000031 | 8, 0x620, 1 + 7 },
+		{ 0x80000031, 0x620, 0 },
+	};
+	for (unsigned i = 0; i < 4; i++) {
+		st = sd_base;
+		sd_base.cr0 = cases[i].cr0;
+		sd_base.cr4 = cases[i].cr4;
+		CHECK_EQ_U64(sd_emu(addps, sizeof addps, &r), cases[i].want);
+		sd_base = st;
+	}
+	memcpy(r.fx + 24, &mx, 4);
+	memcpy(r.fx + 160, &one, 4);
+	memcpy(r.fx + 176, &zero, 4);
+	st = sd_base;
+	sd_base.cr4 = 0x220;
+	CHECK_EQ_U64(sd_emu(divss, sizeof divss, &r), 1 + 6);
+	sd_base = st;
+	memcpy(&mx, r.fx + 24, 4);
+	CHECK(mx & 4);	/* ZE flag set */
+	memcpy(&one, r.fx + 160, 4);
+	CHECK(one == 1.0f);	/* destination unchanged */
+	memcpy(r.fx + 24, &(uint32_t){ 0x1f80 & ~(1u << 9) }, 4);
+	CHECK_EQ_U64(sd_emu(divss, sizeof divss, &r), 1 + 19);
+}
