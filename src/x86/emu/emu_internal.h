@@ -347,7 +347,12 @@ struct emu_cpu {
 	uint64_t insn_rip;		/* RIP of the instruction being executed */
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
-	uint8_t lf_op, lf_size, lf_cin;
+	union {	/* written and read as one word, so that loads forward from the store */
+		struct {
+			uint8_t lf_op, lf_size, lf_cin, lf_pad;
+		};
+		uint32_t lf_kind;
+	};
 	bool brk;			/* leave the trace loop after this instruction (SMC, MMIO stop) */
 	bool fast64;			/* data fast path usable (64-bit mode); see exec.h */
 	uint32_t fast_need_r, fast_need_w;	/* software-TLB permissions a fast access needs */

@@ -44,14 +44,12 @@ static inline void alu_flags(struct emu_cpu *cpu, int op, unsigned sz, uint64_t 
 	switch (op) {
 	case ALU_ADD:
 	case ALU_ADC:
-		cpu->lf_cin = cin;
-		emu_lf_set(cpu, LF_ADD, sz, a, b, r);
+		emu_lf_setc(cpu, LF_ADD, sz, cin, a, b, r);
 		break;
 	case ALU_SUB:
 	case ALU_SBB:
 	case ALU_CMP:
-		cpu->lf_cin = cin;
-		emu_lf_set(cpu, LF_SUB, sz, a, b, r);
+		emu_lf_setc(cpu, LF_SUB, sz, cin, a, b, r);
 		break;
 	default:
 		emu_lf_set(cpu, LF_LOGIC, sz, a, b, r);
@@ -250,8 +248,7 @@ static int exec_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
 		TRY(emu_opw(cpu, in, 0, dec ? a - 1 : a + 1));
 	}
 	r = (dec ? a - 1 : a + 1) & emu_size_mask(sz);
-	cpu->lf_cin = cf;
-	emu_lf_set(cpu, dec ? LF_DEC : LF_INC, sz, a, 1, r);
+	emu_lf_setc(cpu, dec ? LF_DEC : LF_INC, sz, cf, a, 1, r);
 	return EMU_OK;
 }
 
@@ -266,7 +263,6 @@ static int exec_neg(struct emu_cpu *cpu, const struct emu_insn *in)
 		TRY(emu_opr(cpu, in, 0, &a));
 		TRY(emu_opw(cpu, in, 0, -a));
 	}
-	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_SUB, sz, 0, a, -a);
 	return EMU_OK;
 }
@@ -646,7 +642,6 @@ static int exec_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	if (in->prefixes & EMU_PFX_LOCK)
 		TRY(emu_opw(cpu, in, 1, a));
-	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_ADD, sz, a, b, r);
 	return EMU_OK;
 }
@@ -674,7 +669,6 @@ static int exec_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 	d &= m;
 	if (d != acc)
 		emu_reg_set(cpu, EMU_RAX, sz, d);
-	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_SUB, sz, acc, d, acc - d);
 	return EMU_OK;
 }

@@ -99,7 +99,6 @@ static int step_scas(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	TRY(emu_rd(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &v, sz));
 	emu_str_advance(cpu, in, EMU_RDI);
-	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_SUB, sz, a, v, a - v);
 	return EMU_OK;
 }
@@ -113,7 +112,6 @@ static int step_cmps(struct emu_cpu *cpu, const struct emu_insn *in)
 	TRY(emu_rd(cpu, EMU_ES, emu_str_reg(cpu, in, EMU_RDI), &b, sz));
 	emu_str_advance(cpu, in, EMU_RSI);
 	emu_str_advance(cpu, in, EMU_RDI);
-	cpu->lf_cin = 0;
 	emu_lf_set(cpu, LF_SUB, sz, a, b, a - b);
 	return EMU_OK;
 }

@@ -98,6 +98,6 @@ void emu_set_rflags(struct emu_cpu *cpu, uint64_t rflags)
 	const uint64_t valid = EMU_ARITH | EMU_TF | EMU_IF | EMU_DF | EMU_IOPL | EMU_NT | EMU_RF |
 			       EMU_VM | EMU_AC | EMU_VIF | EMU_VIP | EMU_ID;
 
-	cpu->lf_op = LF_NONE;
+	cpu->lf_kind = LF_NONE;
 	cpu->st.rflags = (rflags & valid) | 2;
 }

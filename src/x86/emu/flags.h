@@ -43,14 +43,20 @@ static inline uint64_t emu_sign_bit(unsigned size)
 	return 1ull << (size * 8 - 1);
 }
 
-static inline void emu_lf_set(struct emu_cpu *cpu, int op, unsigned size, uint64_t s1,
-			      uint64_t s2, uint64_t res)
+/* Record a lazy result; `cin` is ADC/SBB's carry in, or the CF that INC/DEC keep. */
+static inline void emu_lf_setc(struct emu_cpu *cpu, int op, unsigned size, bool cin,
+			       uint64_t s1, uint64_t s2, uint64_t res)
 {
-	cpu->lf_op = op;
-	cpu->lf_size = size;
+	cpu->lf_kind = (uint32_t)op | size << 8 | (uint32_t)cin << 16;
 	cpu->lf_src1 = s1;
 	cpu->lf_src2 = s2;
 	cpu->lf_res = res & emu_size_mask(size);
+}
+
+static inline void emu_lf_set(struct emu_cpu *cpu, int op, unsigned size, uint64_t s1,
+			      uint64_t s2, uint64_t res)
+{
+	emu_lf_setc(cpu, op, size, false, s1, s2, res);
 }
 
 bool emu_lf_cf(const struct emu_cpu *cpu);
@@ -89,7 +95,7 @@ static inline void emu_flags_materialise(struct emu_cpu *cpu)
 {
 	if (cpu->lf_op != LF_NONE) {
 		cpu->st.rflags = (cpu->st.rflags & ~(uint64_t)EMU_ARITH) | emu_lf_compute(cpu);
-		cpu->lf_op = LF_NONE;
+		cpu->lf_kind = LF_NONE;
 	}
 }
 
@@ -97,7 +103,7 @@ static inline void emu_flags_materialise(struct emu_cpu *cpu)
 static inline void emu_flags_set(struct emu_cpu *cpu, uint32_t mask, uint32_t val)
 {
 	if ((mask & EMU_ARITH) == EMU_ARITH)	/* all lazy flags replaced: nothing to compute */
-		cpu->lf_op = LF_NONE;
+		cpu->lf_kind = LF_NONE;
 	else
 		emu_flags_materialise(cpu);
 	cpu->st.rflags = (cpu->st.rflags & ~(uint64_t)mask) | (val & mask);
@@ -125,11 +131,12 @@ bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu_cpu *cpu,
 								 unsigned cc)
 {
-	unsigned sz = cpu->lf_size;
+	uint32_t kind = cpu->lf_kind, op = kind & 0xff;
+	unsigned sz = (kind >> 8) & 0xff;
 	uint64_t m = emu_size_mask(sz), sign = emu_sign_bit(sz), r = cpu->lf_res;
 	bool v;
 
-	if (cpu->lf_op == LF_SUB && !cpu->lf_cin && (cc >> 1) != 5 && (cc >> 1) != 0) {
+	if (kind == (LF_SUB | sz << 8) && (cc >> 1) != 5 && (cc >> 1) != 0) {
 		uint64_t a = cpu->lf_src1 & m, b = cpu->lf_src2 & m;
 		int64_t sa = (int64_t)((a ^ sign) - sign), sb = (int64_t)((b ^ sign) - sign);
 
@@ -155,7 +162,7 @@ static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu
 		}
 		return (cc & 1) ? !v : v;
 	}
-	if (cpu->lf_op == LF_NONE) {
+	if (op == LF_NONE) {
 		uint64_t f = cpu->st.rflags;
 
 		switch (cc >> 1) {
@@ -186,7 +193,7 @@ static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu
 		}
 		return (cc & 1) ? !v : v;
 	}
-	if (cpu->lf_op == LF_LOGIC && (cc >> 1) != 5) {
+	if (op == LF_LOGIC && (cc >> 1) != 5) {
 		switch (cc >> 1) {
 		case 0:
 		case 1:
