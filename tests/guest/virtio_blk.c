@@ -49,6 +49,8 @@ static volatile uint8_t st[8];
 static uint32_t bs = 512;
 static uint64_t capacity;		/* 512-byte sectors */
 static volatile int irqs;
+static int len_bad;
+static char len_detail[96];
 static volatile uint8_t isr_in_irq = 0xff, isr_after_irq = 0xff;
 static uint32_t intx_pin;
 
@@ -90,8 +92,13 @@ static int req(uint32_t type, uint64_t sector, void *data, uint32_t len, bool da
 	int64_t used = vio_xfer(&dev, 0, b, n, TIMEOUT_US);
 	if (used < 0)
 		return -1;
-	if (data_in && type == T_IN && st[0] == S_OK && (uint64_t)used < (uint64_t)len + 1)
-		printf("# read of %u bytes: used length %ld\n", len, used);
+	/* §2.7.8: the used length is what the device wrote: data and status for a read, the
+	 * status byte alone for a write or flush. */
+	int64_t want = type == T_IN || type == T_GET_ID ? (int64_t)len + 1 : 1;
+	if (st[0] == S_OK && (type == T_IN || type == T_OUT || type == T_FLUSH) && used != want &&
+	    !len_bad++)
+		snprintf(len_detail, sizeof(len_detail), "type %u of %u bytes: used length %ld, want %ld",
+			 type, len, used, want);
 	return st[0];
 }
 
@@ -564,6 +571,7 @@ void test_main(void)
 		      "status %d, ISR %x then %x (want bit 0 set, then clear)", r, isr, again);
 	}
 
+	check(!len_bad, "used-lengths", "%d requests, first: %s", len_bad, len_detail);
 	reset_tests(want, use_msix, ro);
 	check(!vio_broken(&dev), "device-healthy", "status %x", vio_status(&dev));
 	vio_reset(&dev);
