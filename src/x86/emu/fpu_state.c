@@ -56,6 +56,24 @@ static void fsw_update(struct emu_cpu *cpu)
 	fx16_set(cpu, FX_FSW, fsw);
 }
 
+/*
+ * Change FSW.TOP keeping the physical registers: st.fxsave holds them in stack order
+ * (ST(i) at 32 + 16 * i), so the slots rotate with TOP.
+ */
+static void x87_set_top(struct emu_cpu *cpu, unsigned top)
+{
+	uint16_t fsw = fx16(cpu, FX_FSW);
+	unsigned old = (fsw >> 11) & 7;
+	uint8_t regs[128];
+
+	if (top == old)
+		return;
+	memcpy(regs, &cpu->st.fxsave[32], 128);
+	for (unsigned i = 0; i < 8; i++)
+		memcpy(&cpu->st.fxsave[32 + 16 * i], &regs[16 * ((i + top - old) & 7)], 16);
+	fx16_set(cpu, FX_FSW, (uint16_t)((fsw & ~0x3800) | top << 11));
+}
+
 static int x87_check(struct emu_cpu *cpu)
 {
 	if (cpu->st.cr0 & (CR0_EM | CR0_TS))
@@ -73,6 +91,7 @@ static int exec_fninit(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (x87_check(cpu))
 		return EMU_FAULT;
+	x87_set_top(cpu, 0);
 	fx16_set(cpu, FX_FCW, 0x37f);
 	fx16_set(cpu, FX_FSW, 0);
 	cpu->st.fxsave[FX_FTW] = 0;	/* abridged: all empty */
@@ -98,6 +117,8 @@ static int exec_fldcw(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (x87_check(cpu))
 		return EMU_FAULT;
+	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
+		return emu_x87_pending(cpu);	/* FLDCW waits */
 	if ((r = emu_op_read(cpu, in, 0, &v)))
 		return r;
 	fx16_set(cpu, FX_FCW, (v & 0x1f3f) | 0x40);
@@ -353,6 +374,7 @@ static void env_load(struct emu_cpu *cpu, const struct emu_insn *in, const uint8
 	for (unsigned i = 0; i < 8; i++)
 		if (((ftw >> (2 * i)) & 3) != 3)
 			abr |= (uint8_t)(1u << i);
+	x87_set_top(cpu, (fsw >> 11) & 7);
 	fx16_set(cpu, FX_FCW, (fcw & 0x1f3f) | 0x40);
 	fx16_set(cpu, FX_FSW, fsw);
 	cpu->st.fxsave[FX_FTW] = abr;
@@ -393,6 +415,7 @@ static int exec_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in)
 	if ((r = emu_mem_write(cpu, sreg, off, img, n)))
 		return r;
 	if (save) {
+		x87_set_top(cpu, 0);
 		fx16_set(cpu, FX_FCW, 0x37f);
 		fx16_set(cpu, FX_FSW, 0);
 		cpu->st.fxsave[FX_FTW] = 0;

@@ -43,6 +43,7 @@ enum { K_X87, K_MMX, K_SSE };
 #define F_RFL_R 0x8
 #define F_RFL_W 0x10
 #define F_X87_STORE 0x20	/* x87 store to memory: not written on unmasked exceptions */
+#define F_NOWAIT 0x40		/* FNENI/FNDISI/FNSETPM: no pending-exception check */
 
 struct simd_form {
 	uint8_t code[16];	/* template + RET */
@@ -141,15 +142,15 @@ static bool x87_has_pending(const struct emu_cpu *cpu)
 	return fx16(cpu->st.fxsave, FX_FSW) & ~fx16(cpu->st.fxsave, FX_FCW) & 0x3f;
 }
 
-static int simd_checks(struct emu_cpu *cpu, unsigned kind)
+static int simd_checks(struct emu_cpu *cpu, const struct simd_form *f)
 {
 	uint64_t cr0 = cpu->st.cr0;
 
-	switch (kind) {
+	switch (f->kind) {
 	case K_X87:
 		if (cr0 & (CR0_EM | CR0_TS))
 			return emu_fault(cpu, EMU_NM, 0, false);
-		if (x87_has_pending(cpu))
+		if (!(f->flags & F_NOWAIT) && x87_has_pending(cpu))
 			return emu_x87_pending(cpu);
 		return 0;
 	case K_MMX:
@@ -256,7 +257,7 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t off = 0;
 	int sreg = EMU_DS, r;
 
-	if ((r = simd_checks(cpu, f->kind)))
+	if ((r = simd_checks(cpu, f)))
 		return EMU_FAULT;
 	if (f->mem != 0xff) {
 		const struct emu_operand *op = &in->op[f->mem];
@@ -587,6 +588,9 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 		return exec_unsupported_form;
 	f.code[n] = 0xc3;	/* RET */
 	f.kind = (uint8_t)kind;
+	if (zi->mnemonic == ZYDIS_MNEMONIC_FENI8087_NOP || zi->mnemonic == ZYDIS_MNEMONIC_FDISI8087_NOP ||
+	    zi->mnemonic == ZYDIS_MNEMONIC_FSETPM287_NOP)
+		f.flags |= F_NOWAIT;
 	if (kind == K_X87)
 		f.fop = (uint16_t)((bytes[opc] & 7) << 8 |
 				   (zi->raw.modrm.offset ? bytes[zi->raw.modrm.offset] : 0));
