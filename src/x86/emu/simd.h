@@ -11,9 +11,9 @@
 #include "x86/emu/emu_internal.h"
 
 /*
- * Handler for the decoded instruction, or NULL when it is not an x87/MMX/SSE..SSSE3 form
- * this file executes; `bytes` are the instruction's. May fill in->aux (the native form's index). Handlers follow the core
- * convention (st.rip already past the instruction).
+ * Handler for the decoded instruction (`bytes` are its bytes), or NULL when it is not an
+ * x87/MMX/SSE..SSSE3 form sse_native.c executes. May fill in->aux (the native form's index).
+ * Handlers follow the core convention (st.rip already past the instruction).
  */
 emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uint8_t *bytes,
 			     const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo);
