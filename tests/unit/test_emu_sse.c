@@ -212,3 +212,121 @@ TEST(sse_control_register_rules)
 	memcpy(r.fx + 24, &(uint32_t){ 0x1f80 & ~(1u << 9) }, 4);
 	CHECK_EQ_U64(sd_emu(divss, sizeof divss, &r), 1 + 19);
 }
+
+/* Run `code` from SD_CODE in the state `st` until `n` instructions ran; 0 or the exit. */
+static int legacy_run(struct emu_state *st, const uint8_t *code, unsigned len, unsigned n)
+{
+	memset(sd_low + SD_CODE, 0x90, 64);
+	memcpy(sd_low + SD_CODE, code, len);
+	emu_machine_invalidate(sd_machine, SD_CODE, 64);
+	emu_set_state(sd_cpu, st);
+	for (unsigned i = 0; i < n; i++) {
+		enum emu_exit e = emu_step(sd_cpu);
+
+		if (e != EMU_EXIT_BUDGET)
+			return 100 + e;
+	}
+	emu_get_state(sd_cpu, st);
+	return st->rip == SD_CODE + len ? 0 : 99;
+}
+
+/* 32-bit protected mode (DS and FS bases, 32- and 16-bit addressing) and real mode: the
+ * templates drop segment and address-size prefixes and the EA is the guest's. */
+TEST(sse_x87_legacy_modes)
+{
+	static const uint8_t code32[] = {
+		0x0f, 0x10, 0x4b, 0x10,		/* movups xmm1, [ebx+0x10] */
+		0x0f, 0x58, 0x4b, 0x20,		/* addps xmm1, [ebx+0x20] */
+		0x67, 0x0f, 0x28, 0x00,		/* movaps xmm0, [bx+si] */
+		0xdd, 0x43, 0x40,		/* fld qword [ebx+0x40] */
+		0xdc, 0x43, 0x50,		/* fadd qword [ebx+0x50] */
+		0xdd, 0x5b, 0x48,		/* fstp qword [ebx+0x48] */
+		0x66, 0x0f, 0x7e, 0xca,		/* movd edx, xmm1 */
+		0x64, 0x0f, 0x10, 0x13,		/* movups xmm2, fs:[ebx] */
+	};
+	static const uint8_t code16[] = {
+		0xd9, 0x04,			/* fld dword [si] */
+		0xd9, 0x34,			/* fnstenv [si+0] (14-byte real-mode layout) */
+	};
+	struct emu_state st;
+	float a[4] = { 1.5f, -2.0f, 3.25f, 1e30f }, b[4] = { 0.5f, 2.0f, -3.25f, 1e30f }, f;
+	double x = 1.25, y = 2.5, z;
+	uint8_t xm[16];
+	uint16_t env[7];
+
+	sd_init();
+	memset(sd_nbuf, 0, SD_BUF_SIZE);
+	memcpy(sd_ebuf + 0x1010, a, 16);
+	memcpy(sd_ebuf + 0x1020, b, 16);
+	for (int i = 0; i < 16; i++)
+		sd_ebuf[0x1030 + i] = (uint8_t)(0xa0 + i);
+	memcpy(sd_ebuf + 0x1040, &x, 8);
+	memcpy(sd_ebuf + 0x1050, &y, 8);
+	for (int i = 0; i < 16; i++)
+		sd_ebuf[0x1100 + i] = (uint8_t)(0x10 + i);
+
+	st = sd_base;
+	st.cr0 = 0x31;
+	st.cr4 = 0x600;
+	st.efer = 0;
+	st.seg[EMU_CS].attr = 0xc09b;
+	st.seg[EMU_DS].base = SD_BUF_ADDR;
+	st.seg[EMU_FS].base = SD_BUF_ADDR + 0x100;
+	st.gpr[EMU_RBX] = 0x1000;
+	st.gpr[EMU_RSI] = 0x30;
+	st.gpr[EMU_RDX] = 0xdeadbeef;
+	memset(st.fxsave, 0, 512);
+	st.fxsave[0] = 0x7f, st.fxsave[1] = 0x03;
+	st.fxsave[24] = 0x80, st.fxsave[25] = 0x1f;
+	CHECK_EQ_U64(legacy_run(&st, code32, sizeof code32, 8), 0);
+	memcpy(&f, st.fxsave + 160 + 16, 4);
+	CHECK(f == 2.0f);
+	memcpy(&f, st.fxsave + 160 + 16 + 12, 4);
+	CHECK(f == 2e30f);
+	CHECK_EQ_U64(st.gpr[EMU_RDX], 0x40000000);	/* low lane of xmm1: 2.0f */
+	for (int i = 0; i < 16; i++)
+		xm[i] = (uint8_t)(0xa0 + i);
+	CHECK(!memcmp(st.fxsave + 160, xm, 16));
+	for (int i = 0; i < 16; i++)
+		xm[i] = (uint8_t)(0x10 + i);
+	CHECK(!memcmp(st.fxsave + 160 + 32, xm, 16));
+	memcpy(&z, sd_ebuf + 0x1048, 8);
+	CHECK(z == 3.75);
+	CHECK_EQ_U64(st.fxsave[4], 0);	/* stack empty again */
+	/* FIP/FCS/FDP/FDS of the last x87 instruction (the FSTP) in the FXSAVE image */
+	CHECK_EQ_U64(st.fxsave[8] | st.fxsave[9] << 8, (SD_CODE + 18) & 0xffff);
+	CHECK_EQ_U64(st.fxsave[16] | st.fxsave[17] << 8, 0x1048);
+	CHECK_EQ_U64((st.fxsave[6] | st.fxsave[7] << 8), 0x55b);	/* FOP: DD 5B */
+
+	/* real mode: FLD m32, then FNSTENV's real-mode layout (linear FIP in two parts) */
+	f = 3.0f;
+	st = sd_base;
+	emu_reset_state(&st);
+	st.seg[EMU_CS].sel = 0x1000;
+	st.seg[EMU_CS].base = 0x10000;
+	st.rip = 0;
+	st.seg[EMU_DS].sel = 0x3000;
+	st.seg[EMU_DS].base = 0x30000;
+	st.gpr[EMU_RSI] = 0x200;
+	st.cr4 = 0x600;
+	memset(st.fxsave, 0, 512);
+	st.fxsave[0] = 0x7f, st.fxsave[1] = 0x03;
+	st.fxsave[24] = 0x80, st.fxsave[25] = 0x1f;
+	memcpy(sd_low + 0x30200, &f, 4);
+	memset(sd_low + SD_CODE, 0x90, 64);
+	memcpy(sd_low + SD_CODE, code16, sizeof code16);
+	emu_machine_invalidate(sd_machine, SD_CODE, 64);
+	emu_set_state(sd_cpu, &st);
+	CHECK_EQ_U64(emu_step(sd_cpu), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(emu_step(sd_cpu), EMU_EXIT_BUDGET);
+	emu_get_state(sd_cpu, &st);
+	CHECK_EQ_U64(st.rip, sizeof code16);
+	memcpy(env, sd_low + 0x30200, 14);
+	CHECK_EQ_U64(env[0], 0x37f);
+	CHECK_EQ_U64((env[1] >> 11) & 7, 7);		/* TOP after one load */
+	CHECK_EQ_U64(env[2], 0x3fff);			/* ST0 valid, the rest empty */
+	CHECK_EQ_U64(env[3], 0x0000);			/* FIP 15..0 of linear 0x10000 */
+	CHECK_EQ_U64(env[4], 0x1000 | 0x104);		/* FIP 19..16, FOP D9 04 */
+	CHECK_EQ_U64(env[5], 0x0200);			/* FDP 15..0 of linear 0x30200 */
+	CHECK_EQ_U64(env[6], 0x3000);			/* FDP 19..16 */
+}

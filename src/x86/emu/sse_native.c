@@ -270,7 +270,8 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 			return EMU_FAULT;
 	}
 	memcpy(ctx.fx, cpu->st.fxsave, 416);
-	mx = fx32(cpu->st.fxsave, FX_MXCSR);
+	mx = fx32(cpu->st.fxsave, FX_MXCSR) & 0xffff;	/* FXRSTOR faults on reserved bits */
+	memcpy(ctx.fx + FX_MXCSR, &mx, 4);
 	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
 	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
 	ctx.rflags = 2;
