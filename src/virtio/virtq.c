@@ -246,8 +246,17 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c)
 	if (!vq->ready)
 		return 0;
 	avail_idx = virtq_ld16_acquire(vq->avail + 2);
-	if (avail_idx == vq->last_avail)
-		return 0;
+	if (avail_idx == vq->last_avail) {
+		/* Empty: leave notifications armed (avail_event = next index wanted), then look
+		 * once more, as the driver may have published in between (§2.7.10). */
+		if (!vq->event_idx)
+			return 0;
+		virtq_st16(vq->used + 4 + 8 * (uint64_t)vq->size, vq->last_avail);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = virtq_ld16_acquire(vq->avail + 2);
+		if (avail_idx == vq->last_avail)
+			return 0;
+	}
 	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
 		virtq_set_broken(vq, "avail index moved by more than the queue size");
 		return -EIO;

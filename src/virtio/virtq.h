@@ -61,7 +61,8 @@ void virtq_reset(struct virtq *vq);
  */
 int virtq_enable(struct virtq *vq, uint64_t features);
 /*
- * Take the next available chain into *chain. 1 when one was taken, 0 when the ring is empty,
+ * Take the next available chain into *chain. 1 when one was taken, 0 when the ring is empty
+ * (with event index, avail_event is then set so the driver's next buffer notifies),
  * -EIO when the ring is (or now is) broken; vq->why says why, first time only logged by owner.
  */
 int virtq_pop(struct virtq *vq, struct virtq_chain *chain);

@@ -262,6 +262,9 @@ TEST(virtq_event_idx_both_ways)
 	offer(0);
 	CHECK(virtq_set_notify(&vq, true));	/* more arrived: the caller pops again */
 	CHECK_EQ_U64(virtq_pop(&vq, &chain), 1);
+	/* An empty pop arms notifications by itself: avail_event = the next index wanted. */
+	CHECK_EQ_U64(virtq_pop(&vq, &chain), 0);
+	CHECK_EQ_U64(rd16(USED + 4 + 8 * QSZ), 2);
 	/* Device -> driver: used_event = 0 asks for the interrupt after entry 0 only. */
 	wr16(AVAIL + 4 + 2 * QSZ, 0);
 	virtq_push(&vq, 0, 0);
