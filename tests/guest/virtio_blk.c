@@ -2,7 +2,7 @@
  * virtio_blk: a virtio-blk disk (virtio 1.2 §5.2) found by PCI scan and driven through the
  * interface chosen by "mode=modern|legacy": PCI IDs, revision and subsystem (§4.1.2), feature
  * negotiation, capacity ("size=" bytes) and block size ("bs="), write/read-back of patterns at
- * the start, middle and end, eight requests in flight, a read past the end failing, flush, GET_ID
+ * the start, middle and end, the PCI_CFG access window (modern), eight requests in flight, a read past the end failing, flush, GET_ID
  * against "ser=", write-zeroes, discard (the host checks the file), the ISR bit after a
  * completion, MSI-X completions with "irq=msix" or INTx ones routed by the MP table with
  * "irq=intx" (ISR read in the handler, level deasserted by it), and with "ro=1" writes failing with IOERR or
@@ -298,6 +298,28 @@ static void reset_tests(uint64_t want, bool msix, bool ro)
 	works_again("works-after-hostile-chain", ro);
 }
 
+/* §4.1.4.9: the PCI configuration access window agrees with the memory-mapped registers. */
+static void pcicfg_window(void)
+{
+	if (!dev.pcicfg_cap) {
+		not_ok("pci-cfg-window", "no VIRTIO_PCI_CAP_PCI_CFG capability (required, §4.1.4.9)");
+		return;
+	}
+	const struct vio_win *c = &dev.common, *g = &dev.devcfg;
+	uint32_t f0 = 0, f1 = 0, cap = 0, st8 = 0, nq = 0;
+	int bad = vio_pcicfg_write(&dev, c->bar, c->bar_off + 0, 4, 1);	/* feature select 1 */
+	bad |= vio_pcicfg_read(&dev, c->bar, c->bar_off + 4, 4, &f1);
+	vio_wr32(c, 0, 0);
+	bad |= vio_pcicfg_read(&dev, c->bar, c->bar_off + 4, 4, &f0);
+	bad |= vio_pcicfg_read(&dev, g->bar, g->bar_off + 0, 4, &cap);
+	bad |= vio_pcicfg_read(&dev, c->bar, c->bar_off + 20, 1, &st8);
+	bad |= vio_pcicfg_read(&dev, c->bar, c->bar_off + 18, 2, &nq);
+	check(!bad && f0 == (uint32_t)dev.dev_features && f1 == (uint32_t)(dev.dev_features >> 32) &&
+	      cap == (uint32_t)capacity && st8 == vio_status(&dev) && nq == vio_rd16(c, 18),
+	      "pci-cfg-window", "features %x:%x, capacity %x, status %x, num_queues %u through the "
+	      "window", f1, f0, cap, st8, nq);
+}
+
 static void durable(void)
 {
 	uint64_t at = cmdline_num("at", 2048);
@@ -428,6 +450,8 @@ void test_main(void)
 		      capacity, want_size);
 	else
 		check(capacity > 0, "capacity", "capacity 0");
+	if (dev.modern)
+		pcicfg_window();
 	if (has(F_BLK_SIZE))
 		bs = vio_cfg32(&dev, 20);
 	printf("# capacity %lu sectors (%lu KiB), block size %u\n", capacity, capacity / 2, bs);

@@ -14,6 +14,7 @@
 #define VIRTIO_PCI_CAP_NOTIFY 2
 #define VIRTIO_PCI_CAP_ISR 3
 #define VIRTIO_PCI_CAP_DEVICE 4
+#define VIRTIO_PCI_CAP_PCI_CFG 5
 
 /* Common configuration (§4.1.4.3). */
 #define CC_DFSELECT 0
@@ -165,6 +166,8 @@ static int sub_window(struct vio_dev *d, const uint8_t *cap, struct vio_win *w, 
 	w->io = bar.io;
 	w->base = bar.base + off;
 	w->len = len;
+	w->bar = cap[4];
+	w->bar_off = off;
 	return 0;
 }
 
@@ -200,6 +203,10 @@ static void read_caps(struct vio_dev *d, bool *common, bool *notify, bool *isr, 
 			case VIRTIO_PCI_CAP_DEVICE:
 				if (!*dev && !sub_window(d, cap, &d->devcfg, "device"))
 					*dev = true;
+				break;
+			case VIRTIO_PCI_CAP_PCI_CFG:
+				if (!d->pcicfg_cap && cap[2] >= 20)
+					d->pcicfg_cap = ptr;
 				break;
 			default:
 				break;
@@ -315,6 +322,44 @@ void vio_reset(struct vio_dev *d)
 		cpu_relax();
 	for (int i = 0; i < VIO_MAX_QUEUES; i++)
 		d->q[i].ready = false;
+}
+
+/* §4.1.4.9.1: bar, offset and length first, then the data register. */
+static int pcicfg_setup(struct vio_dev *d, uint8_t bar, uint32_t off, int size)
+{
+	if (!d->pcicfg_cap || (size != 1 && size != 2 && size != 4))
+		return -1;
+	int c = d->pcicfg_cap;
+	uint32_t dw = pci_read32(d->bus, d->slot, d->fn, c + 4);
+	pci_write32(d->bus, d->slot, d->fn, c + 4, (dw & ~0xffu) | bar);
+	pci_write32(d->bus, d->slot, d->fn, c + 8, off);
+	pci_write32(d->bus, d->slot, d->fn, c + 12, (uint32_t)size);
+	return 0;
+}
+
+int vio_pcicfg_read(struct vio_dev *d, uint8_t bar, uint32_t off, int size, uint32_t *v)
+{
+	if (pcicfg_setup(d, bar, off, size))
+		return -1;
+	uint32_t x = pci_read32(d->bus, d->slot, d->fn, d->pcicfg_cap + 16);
+	*v = size == 4 ? x : size == 2 ? (x & 0xffff) : (x & 0xff);
+	return 0;
+}
+
+int vio_pcicfg_write(struct vio_dev *d, uint8_t bar, uint32_t off, int size, uint32_t v)
+{
+	if (pcicfg_setup(d, bar, off, size))
+		return -1;
+	int at = d->pcicfg_cap + 16;
+	outl(0xcf8, 0x80000000u | (uint32_t)d->bus << 16 | (uint32_t)d->slot << 11 |
+		    (uint32_t)d->fn << 8 | (uint32_t)at);
+	if (size == 4)
+		outl(0xcfc, v);
+	else if (size == 2)
+		outw(0xcfc, (uint16_t)v);
+	else
+		outb(0xcfc, (uint8_t)v);
+	return 0;
 }
 
 bool vio_queue_live(struct vio_dev *d, int idx)
@@ -434,7 +479,7 @@ int vio_msix_enable(struct vio_dev *d)
 	uint32_t nent = (ctl & 0x7ff) + 1u;
 	if ((tab & ~7u) + 16ull * nent > bar.len)
 		return -1;
-	d->msix_table = (struct vio_win){ false, bar.base + (tab & ~7u), 16 * nent };
+	d->msix_table = (struct vio_win){ .base = bar.base + (tab & ~7u), .len = 16 * nent };
 	for (uint32_t i = 0; i < nent; i++)
 		vio_wr32(&d->msix_table, 16 * i + 12, 1);	/* masked */
 	uint32_t dw = pci_read32(d->bus, d->slot, d->fn, d->msix_cap);

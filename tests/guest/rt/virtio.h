@@ -39,6 +39,8 @@ struct vio_win {
 	bool io;
 	uint64_t base;
 	uint32_t len;
+	uint8_t bar;			/* for capability windows: the BAR and the offset in it */
+	uint32_t bar_off;
 };
 
 #define VIO_MAX_QUEUES 10
@@ -67,6 +69,7 @@ struct vio_dev {
 	uint64_t dev_features, drv_features;
 	bool indirect, event_idx;
 	int msix_cap;			/* config offset of the MSI-X capability, 0 if none */
+	int pcicfg_cap;			/* config offset of VIRTIO_PCI_CAP_PCI_CFG, 0 if none */
 	bool msix_on;
 	struct vio_win msix_table;
 	int mem_slot;			/* which static queue memory */
@@ -114,6 +117,10 @@ void vio_driver_ok(struct vio_dev *d);
 uint8_t vio_status(struct vio_dev *d);
 void vio_set_status(struct vio_dev *d, uint8_t s);
 void vio_reset(struct vio_dev *d);
+/* An access of size 1, 2 or 4 to BAR `bar` at `off` through the VIRTIO_PCI_CAP_PCI_CFG window
+ * (§4.1.4.9); -1 without that capability. */
+int vio_pcicfg_read(struct vio_dev *d, uint8_t bar, uint32_t off, int size, uint32_t *v);
+int vio_pcicfg_write(struct vio_dev *d, uint8_t bar, uint32_t off, int size, uint32_t v);
 /* Whether queue idx is set up on the device side (modern queue_enable, legacy queue address). */
 bool vio_queue_live(struct vio_dev *d, int idx);
 /* ISR status (read clears it). */
