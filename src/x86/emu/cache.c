@@ -77,6 +77,16 @@ void emu_machine_invalidate(struct emu_machine *m, uint64_t gpa, uint64_t len)
 	}
 }
 
+/* Pages that can never hold cached code (above EMU_PHYS_BITS) share this one. */
+static struct emu_page emu_nocode_page;
+
+struct emu_page *emu_tlb_code_page(struct emu_cpu *cpu, uint64_t gpa)
+{
+	struct emu_page *p = emu_page_get(cpu->machine, gpa, true);
+
+	return p ? p : &emu_nocode_page;
+}
+
 void emu_smc_hit(struct emu_machine *m, uint64_t gpa, unsigned len)
 {
 	emu_machine_invalidate(m, gpa, len);

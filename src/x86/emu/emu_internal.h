@@ -245,12 +245,17 @@ static inline uint64_t emu_size_mask(unsigned size)
 #define EMU_TLB_GLOBAL 0x10	/* G=1 with CR4.PGE: survives CR3 writes */
 #define EMU_TLB_HOSTW 0x20	/* host page is writable RAM (not ROM) */
 #define EMU_TLB_LARGE 0x40	/* from a 2M/4M/1G page: INVLPG drops all large entries */
+#define EMU_TLB_HOST 0x80	/* host is set: the page is RAM or ROM */
+struct emu_page;
 struct emu_tlb_entry {
 	uint64_t tag;		/* linear page address | 1; 0 when empty */
 	uint8_t *host;		/* host pointer to the page, NULL for MMIO */
 	uint64_t gpa;		/* guest-physical page address */
 	uint32_t perm;		/* EMU_TLB_* */
+	struct emu_page *code;	/* HOSTW: the page's code-cache tracking (emu_tlb_code_page) */
 };
+/* Code-cache tracking of a writable RAM page, for the write fast path's SMC check. */
+struct emu_page *emu_tlb_code_page(struct emu_cpu *cpu, uint64_t gpa);
 
 /* System state that is not architectural (struct emu_cpu, system half). */
 struct emu_sys {

@@ -202,13 +202,13 @@ static inline void emu_fast_refresh(struct emu_cpu *cpu)
 	bool user = cpu->cpl == 3;
 
 	cpu->fast64 = cpu->mode == EMU_MODE_LONG64;
-	cpu->fast_need_r = user ? EMU_TLB_USER : 0;
+	cpu->fast_need_r = (user ? EMU_TLB_USER : 0) | EMU_TLB_HOST;
 	cpu->fast_need_w = cpu->fast_need_r | EMU_TLB_DIRTY | EMU_TLB_HOSTW |
 			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);
 }
 
 static inline uint8_t *emu_fast_ptr(struct emu_cpu *cpu, int sreg, uint64_t off, unsigned size,
-				    bool write, uint64_t *gpa)
+				    bool write, const struct emu_tlb_entry **ep)
 {
 	const struct emu_tlb_entry *e;
 	uint64_t lin;
@@ -220,9 +220,10 @@ static inline uint8_t *emu_fast_ptr(struct emu_cpu *cpu, int sreg, uint64_t off,
 	if ((lin & 0xfff) + size > 4096)
 		return NULL;
 	e = &cpu->sys.tlb[(lin >> 12) % EMU_TLB_SIZE];
-	if (e->tag != ((lin & ~0xfffull) | 1) || !e->host || (e->perm & need) != need)
+	/* EMU_TLB_HOST (reads) and EMU_TLB_HOSTW (writes) in `need` mean host is set */
+	if (e->tag != ((lin & ~0xfffull) | 1) || (e->perm & need) != need)
 		return NULL;
-	*gpa = e->gpa | (lin & 0xfff);
+	*ep = e;
 	return e->host + (lin & 0xfff);
 }
 
@@ -298,8 +299,8 @@ static inline int emu_mwrite(struct emu_cpu *cpu, int sreg, uint64_t off, const 
 static inline __attribute__((always_inline)) int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v,
 			 unsigned size)
 {
-	uint64_t gpa;
-	const uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, false, &gpa);
+	const struct emu_tlb_entry *e;
+	const uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, false, &e);
 
 	if (__builtin_expect(p != NULL, 1)) {
 		*v = emu_load_n(p, size);
@@ -312,12 +313,15 @@ static inline __attribute__((always_inline)) int emu_rd(struct emu_cpu *cpu, int
 static inline __attribute__((always_inline)) int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v,
 			 unsigned size)
 {
-	uint64_t gpa;
-	uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, true, &gpa);
+	const struct emu_tlb_entry *e;
+	uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, true, &e);
 
 	if (__builtin_expect(p != NULL, 1)) {
 		emu_store_n(p, v, size);
-		emu_smc_check(cpu, gpa, size);
+		if (atomic_load_explicit(&e->code->lines, memory_order_relaxed)) {
+			emu_smc_hit(cpu->machine, e->gpa | (p - e->host), size);
+			cpu->brk = true;
+		}
 		return 0;
 	}
 	return emu_mwrite(cpu, sreg, off, &v, size);

@@ -292,8 +292,12 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, unsign
 	e->gpa = gpa;
 	e->perm = perm;
 	e->host = cpu->bus.page_ptr(cpu->bus.opaque, gpa, false);
-	if (e->host && cpu->bus.page_ptr(cpu->bus.opaque, gpa, true) == e->host)
+	if (e->host)
+		e->perm |= EMU_TLB_HOST;
+	if (e->host && cpu->bus.page_ptr(cpu->bus.opaque, gpa, true) == e->host) {
 		e->perm |= EMU_TLB_HOSTW;
+		e->code = emu_tlb_code_page(cpu, gpa);
+	}
 	return e;
 }
 
