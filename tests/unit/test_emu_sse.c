@@ -20,8 +20,6 @@ static bool sse_skip(ZydisMnemonic m)
 	case ZYDIS_MNEMONIC_PREFETCHT1: case ZYDIS_MNEMONIC_PREFETCHT2:
 	case ZYDIS_MNEMONIC_CLFLUSH: case ZYDIS_MNEMONIC_MONITOR: case ZYDIS_MNEMONIC_MWAIT:
 	case ZYDIS_MNEMONIC_EMMS:
-	/* not implemented (implicit [RDI] store) */
-	case ZYDIS_MNEMONIC_MASKMOVQ: case ZYDIS_MNEMONIC_MASKMOVDQU:
 		return true;
 	default:
 		return false;
@@ -110,6 +108,8 @@ static void sse_run_form(const struct sse_form *f, unsigned cases)
 		if (f->imm_off >= 0)
 			b[f->imm_off] = (uint8_t)sd_rnd();
 		sd_random_start(&r, sse_lane(f->name), c % 4 == 3);
+		if (!strncmp(f->name, "maskmov", 7))	/* stores through [RDI] */
+			r.gpr[EMU_RDI] = SD_MEM + (sd_rnd() % 64) * 4;
 		if (!sd_case(f->name, b, f->len, &r))
 			break;
 	}

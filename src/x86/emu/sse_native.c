@@ -11,7 +11,8 @@
  * guest's FCW (the host only traps at a waiting instruction, and none runs before the state
  * is saved); pending
  * x87 exceptions raise #MF at the next waiting instruction (FERR# with CR0.NE=0 is not
- * modelled: the vCPU stops). Left out: MASKMOVQ/MASKMOVDQU, forms with RSP as a register.
+ * modelled: the vCPU stops). MASKMOVQ/MASKMOVDQU read and write back all 8/16 bytes at
+ * [rDI] (the selected ones changed). Left out: forms naming RSP as a register.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -487,6 +488,7 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	uint32_t used = 1u << EMU_RSP | 1u << EMU_RBP | 1u << EMU_R12 | 1u << EMU_R13;
 	unsigned n = 0, kind, opc;
 	int mem = -1;
+	bool implicit_mem = false;
 
 	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
 		return exec_cmpxchg16b;
@@ -499,8 +501,6 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 		return NULL;
 	if (!simd_offered(cpu, ext))
 		return emu_exec_ud;
-	if (zi->mnemonic == ZYDIS_MNEMONIC_MASKMOVQ || zi->mnemonic == ZYDIS_MNEMONIC_MASKMOVDQU)
-		return exec_unsupported_form;
 	kind = ext == ZYDIS_ISA_EXT_X87 ? K_X87 : K_SSE;
 	memset(&f, 0, sizeof(f));
 	f.mem = 0xff;
@@ -526,6 +526,7 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 			if (mem >= 0 || i >= 4)
 				return exec_unsupported_form;
 			mem = (int)i;
+			implicit_mem = o->visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN;
 		}
 	}
 	if (zi->cpu_flags && zi->cpu_flags->tested)
@@ -533,10 +534,13 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	if (zi->cpu_flags && (zi->cpu_flags->modified | zi->cpu_flags->set_0 |
 			      zi->cpu_flags->set_1 | zi->cpu_flags->undefined))
 		f.flags |= F_RFL_W | F_RFL_R;
-	/* a base register for the buffer that the instruction does not name */
+	/* a base register for the buffer that the instruction does not name; MASKMOVQ and
+	 * MASKMOVDQU store through [rDI], so the host's RDI points at the buffer */
 	for (f.base = 0; f.base < 16 && (used >> f.base & 1); f.base++)
 		;
-	if (f.base >= 16)
+	if (implicit_mem)
+		f.base = EMU_RDI;
+	if (f.base >= 16 || (implicit_mem && (used >> EMU_RDI & 1)))
 		return exec_unsupported_form;
 	/* legacy prefixes without segment overrides, address size, LOCK and REX */
 	opc = zi->raw.prefix_count;
@@ -550,7 +554,7 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 			continue;
 		f.code[n++] = p;
 	}
-	if (mem >= 0) {
+	if (mem >= 0 && !implicit_mem) {
 		uint8_t rex = 0x40 | (zi->raw.rex.W ? 8 : 0) | (zi->raw.rex.R ? 4 : 0) |
 			      (f.base >= 8 ? 1 : 0);
 		unsigned mo = zi->raw.modrm.offset;
@@ -565,18 +569,6 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 				memcpy(&f.code[n], bytes + zi->raw.imm[k].offset, zi->raw.imm[k].size / 8);
 				n += zi->raw.imm[k].size / 8;
 			}
-		f.mem = (uint8_t)mem;
-		f.memsize = zo[mem].size / 8;
-		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_READ)
-			f.flags |= F_MEM_R;
-		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)
-			f.flags |= F_MEM_W;
-		if (kind == K_X87 && (f.flags & F_MEM_W))
-			f.flags |= F_X87_STORE;
-		if (kind != K_X87 && f.memsize == 16 && !simd_mem_unaligned_ok(zi->mnemonic))
-			f.flags |= F_ALIGN;
-		if (!f.memsize || f.memsize > 16)
-			return exec_unsupported_form;
 	} else {
 		if (zi->machine_mode == ZYDIS_MACHINE_MODE_LONG_64 &&
 		    (zi->raw.rex.W || zi->raw.rex.R || zi->raw.rex.X || zi->raw.rex.B))
@@ -585,11 +577,27 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 		memcpy(&f.code[n], bytes + opc, zi->length - opc);
 		n += zi->length - opc;
 	}
+	if (mem >= 0) {
+		f.mem = (uint8_t)mem;
+		f.memsize = zo[mem].size / 8;
+		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_READ || implicit_mem)
+			f.flags |= F_MEM_R;
+		if (zo[mem].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)
+			f.flags |= F_MEM_W;
+		if (kind == K_X87 && (f.flags & F_MEM_W))
+			f.flags |= F_X87_STORE;
+		if (kind != K_X87 && f.memsize == 16 && !implicit_mem &&
+		    !simd_mem_unaligned_ok(zi->mnemonic))
+			f.flags |= F_ALIGN;
+		if (!f.memsize || f.memsize > 16)
+			return exec_unsupported_form;
+	}
 	if (n > 15)
 		return exec_unsupported_form;
 	f.code[n] = 0xc3;	/* RET */
 	f.kind = (uint8_t)kind;
-	if (zi->mnemonic == ZYDIS_MNEMONIC_FENI8087_NOP || zi->mnemonic == ZYDIS_MNEMONIC_FDISI8087_NOP ||
+	if (zi->mnemonic == ZYDIS_MNEMONIC_FENI8087_NOP ||
+	    zi->mnemonic == ZYDIS_MNEMONIC_FDISI8087_NOP ||
 	    zi->mnemonic == ZYDIS_MNEMONIC_FSETPM287_NOP)
 		f.flags |= F_NOWAIT;
 	if (kind == K_X87)
