@@ -510,11 +510,8 @@ static int vcon_fail(struct pci_dev *pdev, struct vcon *dev, int ret, const char
 		pdev->func, msg);
 	if (dev) {
 		for (unsigned i = 0; i < dev->nports; i++)
-			if (dev->ports[i].listen_fd >= 0) {
-				if (dev->loop)
-					evl_del_fd(dev->loop, dev->ports[i].listen_fd);
+			if (dev->ports[i].listen_fd >= 0)
 				close(dev->ports[i].listen_fd);
-			}
 		free(dev);
 	}
 	return ret;
@@ -565,17 +562,22 @@ static int vcon_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 		ret = vcon_listen(pt, err, sizeof err);
 		if (ret < 0)
 			return vcon_fail(pdev, dev, ret, err);
-		if (!dev->loop)
-			continue;
-		ret = evl_add_fd(dev->loop, pt->listen_fd, EPOLLIN, vcon_accept, pt);
-		if (ret < 0)
-			return vcon_fail(pdev, dev, ret, "cannot watch the port sockets");
 	}
 	p.msix = msix;
 	p.nqueues = 2 * ((dev->nports ? dev->nports : 1) + 1);
 	ret = virtio_pci_init(&dev->vd, pdev, &vcon_ops, &p, dev);
 	if (ret < 0)
 		return vcon_fail(pdev, dev, ret, "cannot set up the PCI function");
+	/* Clients are accepted only once the state the callbacks lock exists. */
+	for (unsigned i = 0; dev->loop && i < dev->nports; i++) {
+		ret = evl_add_fd(dev->loop, dev->ports[i].listen_fd, EPOLLIN, vcon_accept,
+				 &dev->ports[i]);
+		if (ret < 0) {
+			fprintf(stderr, "khyve: pci %u:%u:%u: virtio-console: cannot watch the port "
+				"sockets\n", pdev->bus, pdev->slot, pdev->func);
+			return ret;	/* the bus teardown frees the device (ops->destroy) */
+		}
+	}
 	/* cols, rows (no F_SIZE), max_nr_ports, emerg_wr. */
 	dev->vd.config[4] = (uint8_t)(dev->nports ? dev->nports : 1);
 	return 0;

@@ -211,6 +211,14 @@ static int vrnd_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 	dev->last_ns = vrnd_now_ns();
 	dev->loop = vm_event_loop(vm);
 	dev->timer_fd = -1;
+	ret = virtio_pci_init(&dev->vd, pdev, &vrnd_ops, &p, dev);
+	if (ret < 0) {
+		free(dev);
+		fprintf(stderr, "khyve: pci %u:%u:%u: virtio-rnd: cannot set up the PCI function\n",
+			pdev->bus, pdev->slot, pdev->func);
+		return ret;
+	}
+	/* The timer is watched only once the state its callback locks exists. */
 	if (dev->loop) {
 		dev->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 		if (dev->timer_fd < 0 ||
@@ -219,20 +227,9 @@ static int vrnd_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 				pdev->bus, pdev->slot, pdev->func);
 			if (dev->timer_fd >= 0)
 				close(dev->timer_fd);
-			free(dev);
-			return -EIO;
+			dev->timer_fd = -1;
+			return -EIO;	/* the bus teardown frees the device (ops->destroy) */
 		}
-	}
-	ret = virtio_pci_init(&dev->vd, pdev, &vrnd_ops, &p, dev);
-	if (ret < 0) {
-		if (dev->timer_fd >= 0) {
-			evl_del_fd(dev->loop, dev->timer_fd);
-			close(dev->timer_fd);
-		}
-		free(dev);
-		fprintf(stderr, "khyve: pci %u:%u:%u: virtio-rnd: cannot set up the PCI function\n",
-			pdev->bus, pdev->slot, pdev->func);
-		return ret;
 	}
 	return 0;
 }

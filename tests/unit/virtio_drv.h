@@ -229,8 +229,10 @@ static inline uint16_t drv_add(struct drv *d, unsigned q, const struct drv_buf *
 	dq->next_desc = (uint16_t)((head + n) % dq->size);
 	gm_write(d->vm->gm, dq->avail + 4 + 2ULL * (dq->avail_idx % dq->size), &head, 2);
 	dq->avail_idx++;
+	/* Publish the index as a driver does: a release store the device reads with acquire. */
+	__atomic_store_n((uint16_t *)gm_ptr(d->vm->gm, dq->avail + 2, 2, true), dq->avail_idx,
+			 __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	gm_write(d->vm->gm, dq->avail + 2, &dq->avail_idx, 2);
 	return head;
 }
 
