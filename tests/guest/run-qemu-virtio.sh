@@ -2,8 +2,8 @@
 # run-qemu-virtio.sh [BUILD_DIR]: the guests that need host files, sockets or signals, under
 # QEMU (TCG, -M pc) as tests/integration/virtio.sh and power_button.sh run them under khyve:
 # virtio_blk (modern-only, transitional driven either way, legacy-only; ro; 4 KiB sectors;
-# MSI-X and INTx; discard deallocating the file's blocks; kill -9 after FLUSHED), virtio_con
-# with a Unix-socket peer, and pwrbtn with the monitor's system_powerdown.
+# 4 queues; MSI-X and INTx; discard deallocating the file's blocks; kill -9 after FLUSHED),
+# virtio_con with a Unix-socket peer, and pwrbtn with the monitor's system_powerdown.
 # Prints "ok"/"not ok" lines and "N passed, N failed". Needs python3 for the sockets.
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build/guest}
@@ -76,6 +76,8 @@ done
 blk blk_sectorsize_4096 "mode=modern bs=4096 size=16M" "" \
 	",logical_block_size=4096,physical_block_size=4096"
 blk blk_msix_modern "mode=modern irq=msix" "" ""
+blk blk_multiqueue_modern "mode=modern" "" ",num-queues=4"
+blk blk_multiqueue_legacy "mode=legacy" "" ",num-queues=4"
 blk blk_msix_legacy "mode=legacy irq=msix" "" ""
 blk blk_intx_modern "mode=modern irq=intx" "" ""
 blk blk_intx_legacy "mode=legacy irq=intx" "" ""

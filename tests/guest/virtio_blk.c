@@ -1,16 +1,11 @@
 /*
- * virtio_blk: a virtio-blk disk (virtio 1.2 §5.2) found by PCI scan and driven through the
- * interface chosen by "mode=modern|legacy": PCI IDs, revision and subsystem (§4.1.2), feature
- * negotiation, capacity ("size=" bytes) and block size ("bs="), write/read-back of patterns at
- * the start, middle and end, the PCI_CFG access window (modern), eight requests in flight, a read past the end failing, flush, GET_ID
- * against "ser=", write-zeroes, discard (the host checks the file), the ISR bit after a
- * completion, MSI-X completions with "irq=msix" or INTx ones routed by the MP table with
- * "irq=intx" (ISR read in the handler, level deasserted by it), and with "ro=1" writes failing with IOERR or
- * UNSUPP and the data left as it was. Then resets: one that clears the queue, one with eight
- * requests in flight, one after a chain pointing outside RAM (with "hostile=1" no success may
- * come back), each followed by a working re-initialised device. "need=discard,wz,flush" makes a missing feature a failure;
- * "indirect=0" and "evidx=0" leave those features off. "test=durable": write a text pattern to
- * 1 MiB at sector "at=" (default 2048), flush, print FLUSHED and spin (the host kills the VMM).
+ * virtio_blk: a virtio-blk disk (virtio 1.2 §5.2, §4.1) found by PCI scan, driven through
+ * "mode=modern|legacy": IDs, negotiation, capacity/"size=", "bs=", patterns at the start, middle
+ * and end, eight requests in flight, every request queue (F_MQ, up to 4), reads past the end,
+ * flush, GET_ID against "ser=", write-zeroes, discard, used lengths, the PCI_CFG window, ISR,
+ * "irq=msix|intx" completions, "ro=1" refusals, resets (idle, in flight, after a chain outside
+ * RAM: refused with "hostile=1"). "need=flush,discard,wz", "indirect=0", "evidx=0"; "test=durable
+ * at=N": 1 MiB of text records from sector N, flushed, then FLUSHED and spin (README.md).
  */
 #include "virtio.h"
 
@@ -30,6 +25,7 @@
 #define F_BLK_SIZE 6
 #define F_FLUSH 9
 #define F_TOPOLOGY 10
+#define F_MQ 12
 #define F_DISCARD 13
 #define F_WRITE_ZEROES 14
 
@@ -50,6 +46,7 @@ static uint32_t bs = 512;
 static uint64_t capacity;		/* 512-byte sectors */
 static volatile int irqs;
 static int len_bad;
+static int cur_q, nqueues = 1;		/* the queue req() uses; request queues set up */
 static char len_detail[96];
 static volatile uint8_t isr_in_irq = 0xff, isr_after_irq = 0xff;
 static uint32_t intx_pin;
@@ -89,7 +86,7 @@ static int req(uint32_t type, uint64_t sector, void *data, uint32_t len, bool da
 	if (len)
 		b[n++] = (struct vio_buf){ data, len, data_in };
 	b[n++] = (struct vio_buf){ (void *)&st[0], 1, true };
-	int64_t used = vio_xfer(&dev, 0, b, n, TIMEOUT_US);
+	int64_t used = vio_xfer(&dev, cur_q, b, n, TIMEOUT_US);
 	if (used < 0)
 		return -1;
 	/* §2.7.8: the used length is what the device wrote: data and status for a read, the
@@ -402,7 +399,7 @@ void test_main(void)
 
 	uint64_t want = 1ull << F_RO | 1ull << F_BLK_SIZE | 1ull << F_FLUSH | 1ull << F_SEG_MAX |
 			1ull << F_SIZE_MAX | 1ull << F_TOPOLOGY | 1ull << F_DISCARD |
-			1ull << F_WRITE_ZEROES;
+			1ull << F_WRITE_ZEROES | 1ull << F_MQ;
 	if (cmdline_num("indirect", 1))
 		want |= 1ull << VIRTIO_F_INDIRECT_DESC;
 	if (cmdline_num("evidx", 1))
@@ -423,6 +420,17 @@ void test_main(void)
 	if (vio_queue_setup(&dev, 0, 128)) {
 		not_ok("queue-setup", "request queue 0 could not be set up");
 		finish();
+	}
+	if (has(F_MQ)) {
+		uint16_t n = vio_cfg16(&dev, 34);
+		check(n >= 1, "num-queues", "VIRTIO_BLK_F_MQ with num_queues %u", n);
+		nqueues = n > 4 ? 4 : n ? n : 1;
+		for (int q = 1; q < nqueues; q++)
+			if (vio_queue_setup(&dev, q, 128)) {
+				not_ok("queue-setup", "request queue %d could not be set up", q);
+				nqueues = q;
+			}
+		printf("# %u request queues, using %d\n", n, nqueues);
 	}
 	if (use_msix)
 		check(!vio_msix_queue(&dev, 0, 0), "msix-setup", "device refused MSI-X entry 0");
@@ -494,6 +502,12 @@ void test_main(void)
 		rw_at("end", end, CHUNK, 0x3333);
 		rw_at("last-block", capacity - bsec, bs, 0x4444);
 		in_flight(mid + CHUNK / 512);
+		for (cur_q = 1; cur_q < nqueues; cur_q++) {
+			char qn[16];
+			snprintf(qn, sizeof(qn), "queue%d", cur_q);
+			rw_at(qn, mid + (uint64_t)(1 + cur_q) * (CHUNK / 512), CHUNK, 0x100u * cur_q);
+		}
+		cur_q = 0;
 		/* Data written earlier is still there after the other writes. */
 		fill(wbuf, 0, CHUNK, 0x1111);
 		int r = req(T_IN, 0, rbuf, CHUNK, true);
