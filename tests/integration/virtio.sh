@@ -65,10 +65,12 @@ durable() {	# ACCEL MODE
 	host_check "blk_durable_kill9_$mode" "$accel" "$([ -z "$why" ]; echo $?)" "$why"
 }
 
-console() {	# ACCEL MODE [EXTRA-CMDLINE]
-	local accel=$1 mode=$2 extra=${3:-} sock=$WORK/con.$1.$2.sock peer=$LOGDIR/peer.$1.$2.log
-	local name=$mode${3:+_plain_rings}
-	rm -f "$sock"
+# console LABEL ACCEL MODE [EXTRA-CMDLINE [PORTS-BEFORE]]: the guest talks on the port named
+# port1; PORTS-BEFORE ("name=/sock,...") puts other ports ahead of it, so it is not port 0.
+console() {
+	local name=$1 accel=$2 mode=$3 extra=${4:-} before=${5:-}
+	local sock=$WORK/con.sock peer=$LOGDIR/peer.$1.$2.log
+	rm -f "$sock" "$WORK"/other*.sock
 	python3 - "$sock" >"$peer" 2>&1 <<'EOF' &
 import os, socket, sys, time
 path, end = sys.argv[1], time.time() + 60
@@ -96,7 +98,7 @@ time.sleep(1)
 EOF
 	local ppid=$!
 	check "console_$name" "$accel" 1 '^RESULT: PASS' 120 -- "${BASE[@]}" \
-		-s "3:0,virtio-console,port1=$sock" -o "boot.kernel=$GUESTS/virtio_con.elf" \
+		-s "3:0,virtio-console,${before}port1=$sock" -o "boot.kernel=$GUESTS/virtio_con.elf" \
 		-o "boot.cmdline=mode=$mode port=port1 expect=pong $extra" vcon
 	kill $ppid 2>/dev/null
 	wait $ppid 2>/dev/null
@@ -125,7 +127,7 @@ for accel in $ACCELS; do
 
 		durable "$accel" "$mode"
 
-		console "$accel" "$mode"
+		console "$mode" "$accel" "$mode"
 	done
 
 	mkdisk "$WORK/disk.img"
@@ -141,6 +143,7 @@ for accel in $ACCELS; do
 	blk blk_intx_legacy "$accel" "mode=legacy irq=intx" ""
 	blk blk_plain_rings "$accel" "mode=modern indirect=0 evidx=0" ""
 	blk blk_plain_rings_legacy "$accel" "mode=legacy indirect=0 evidx=0" ""
-	console "$accel" modern "evidx=0"
+	console modern_plain_rings "$accel" modern "evidx=0"
+	console legacy_third_port "$accel" legacy "" "other0=$WORK/other0.sock,other1=$WORK/other1.sock,"
 done
 finish
