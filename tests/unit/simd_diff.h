@@ -111,12 +111,15 @@ static int sd_ack(void *o)
 	return -1;
 }
 
+/* CPUID leaf 1 ECX the fake bus offers (tests turn bits off to see #UD). */
+static uint32_t sd_ecx1 = 1u << 0 | 1u << 9 | 1u << 13;	/* SSE3 SSSE3 CX16 */
+
 static void sd_cpuid(void *o, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
 	memset(out, 0, 16);
 	if (leaf == 1) {
 		out[0] = 0xf00;
-		out[2] = 1u << 0 | 1u << 9 | 1u << 13;	/* SSE3 SSSE3 CX16 */
+		out[2] = sd_ecx1;
 		out[3] = 1u << 0 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 8 | 1u << 9 | 1u << 15 |
 			 1u << 23 | 1u << 24 | 1u << 25 | 1u << 26;
 	} else if (leaf == 0x80000001) {

@@ -173,6 +173,33 @@ TEST(sse_cmpxchg16b)
 	CHECK_EQ_U64(sd_diffs, before);
 }
 
+/* Forms CPUID does not offer are #UD: CMPXCHG16B without CX16, PSHUFB without SSSE3,
+ * HADDPS without SSE3 (each decoded afresh: the machine is new). */
+TEST(sse_ud_when_not_offered)
+{
+	static const uint8_t cx16[] = { 0x48, 0x0f, 0xc7, 0x0b };
+	static const uint8_t pshufb[] = { 0x66, 0x0f, 0x38, 0x00, 0xc1 };
+	static const uint8_t haddps[] = { 0xf2, 0x0f, 0x7c, 0xc1 };
+	struct sd_regs r;
+
+	sd_init();
+	sd_ecx1 = 0;
+	emu_cpu_destroy(sd_cpu);
+	emu_machine_destroy(sd_machine);
+	sd_machine = emu_machine_create();
+	sd_cpu = emu_cpu_create(sd_machine, &sd_bus);
+	sd_random_start(&r, 4, false);
+	CHECK_EQ_U64(sd_emu(cx16, sizeof cx16, &r), 1 + 6);
+	CHECK_EQ_U64(sd_emu(pshufb, sizeof pshufb, &r), 1 + 6);
+	CHECK_EQ_U64(sd_emu(haddps, sizeof haddps, &r), 1 + 6);
+	sd_ecx1 = 1u << 0 | 1u << 9 | 1u << 13;
+	emu_cpu_destroy(sd_cpu);
+	emu_machine_destroy(sd_machine);
+	sd_machine = emu_machine_create();
+	sd_cpu = emu_cpu_create(sd_machine, &sd_bus);
+	CHECK_EQ_U64(sd_emu(pshufb, sizeof pshufb, &r), 0);
+}
+
 /* CR0.EM / CR4.OSFXSR=0: #UD; CR0.TS: #NM; unmasked exception without OSXMMEXCPT: #UD. */
 TEST(sse_control_register_rules)
 {

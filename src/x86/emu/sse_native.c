@@ -474,6 +474,16 @@ static bool simd_offered(struct emu_cpu *cpu, ZydisISAExt ext)
 	}
 }
 
+static bool simd_cx16_offered(struct emu_cpu *cpu)
+{
+	uint32_t o[4] = { 0, 0, 0, 0 };
+
+	if (!cpu->bus.cpuid)
+		return true;
+	cpu->bus.cpuid(cpu->bus.opaque, 1, 0, o);
+	return o[2] & (1u << 13);
+}
+
 static int exec_unsupported_form(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	return emu_unsupported(cpu, "x87/SSE form not executable natively (%s)",
@@ -491,7 +501,7 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	bool implicit_mem = false;
 
 	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
-		return exec_cmpxchg16b;
+		return simd_cx16_offered(cpu) ? exec_cmpxchg16b : emu_exec_ud;
 	if (ext != ZYDIS_ISA_EXT_X87 && ext != ZYDIS_ISA_EXT_MMX && ext != ZYDIS_ISA_EXT_SSE &&
 	    ext != ZYDIS_ISA_EXT_SSE2 && ext != ZYDIS_ISA_EXT_SSE3 && ext != ZYDIS_ISA_EXT_SSSE3)
 		return NULL;
