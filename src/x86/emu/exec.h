@@ -136,6 +136,7 @@ void emu_disasm(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len, char *b
 
 /* Handler table filled by the exec_*.c files: core handler for a Zydis mnemonic. */
 emu_exec_fn emu_core_handler(const struct emu_insn *in, unsigned mnemonic);
+emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_str_handler(const struct emu_insn *in, unsigned mnemonic);

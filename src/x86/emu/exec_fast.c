@@ -1,0 +1,167 @@
+/*
+ * exec_fast.c: specialised handlers for the hottest integer forms of 64-bit code, chosen
+ * before the generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores
+ * with a 64-bit address in each addressing form (base+disp, index*scale+disp,
+ * base+index*scale+disp, RIP+disp), register MOVZX/MOVSXD, and Jcc with a 64-bit target.
+ * They do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, Jcc) with the
+ * operand form fixed at decode time. Other forms, sizes and prefixes stay generic.
+ */
+#include "exec.h"
+
+/* Address forms of a 64-bit memory operand. */
+enum { FORM_B, FORM_I, FORM_BI, FORM_R, FORM_NONE };
+
+#define EA_B(cpu, op) ((cpu)->st.gpr[(op)->base] + (uint64_t)(op)->disp)
+#define EA_I(cpu, op) ((cpu)->st.gpr[(op)->index] * (op)->scale + (uint64_t)(op)->disp)
+#define EA_BI(cpu, op) (EA_B(cpu, op) + (cpu)->st.gpr[(op)->index] * (op)->scale)
+/* Core handlers run with st.rip at the next instruction, the base of RIP+disp. */
+#define EA_R(cpu, op) ((cpu)->st.rip + (uint64_t)(op)->disp)
+
+#define DEF_LOAD(name, F, SZ)                                                            \
+	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[1];                               \
+		uint64_t v;                                                              \
+		int r = emu_rd(cpu, op->seg, EA_##F(cpu, op), &v, SZ);                   \
+		if (r)                                                                   \
+			return r;                                                        \
+		cpu->st.gpr[in->op[0].reg] = v;                                          \
+		return EMU_OK;                                                           \
+	}
+#define DEF_STORE(name, F, SZ, VAL)                                                      \
+	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \
+	{                                                                                \
+		const struct emu_operand *op = &in->op[0];                               \
+		return emu_wr(cpu, op->seg, EA_##F(cpu, op), VAL, SZ);                   \
+	}
+/*
+ * Per form: MOV r64,m / r32,m (zero-extends) / MOVZX r32|r64,m8|m16; MOV m,r64|r32|r8;
+ * MOV m,imm8|imm32|imm32 sign-extended to 64.
+ */
+#define DEF_FORM(F)                                                                      \
+	DEF_LOAD(ld8, F, 8) DEF_LOAD(ld4, F, 4) DEF_LOAD(ld2, F, 2) DEF_LOAD(ld1, F, 1)   \
+	DEF_STORE(st8, F, 8, cpu->st.gpr[in->op[1].reg])                                 \
+	DEF_STORE(st4, F, 4, cpu->st.gpr[in->op[1].reg])                                 \
+	DEF_STORE(st1, F, 1, cpu->st.gpr[in->op[1].reg])                                 \
+	DEF_STORE(sti8, F, 8, in->op[1].imm)                                             \
+	DEF_STORE(sti4, F, 4, in->op[1].imm)                                             \
+	DEF_STORE(sti1, F, 1, in->op[1].imm)
+DEF_FORM(B)
+DEF_FORM(I)
+DEF_FORM(BI)
+DEF_FORM(R)
+
+#define FORMS(name) { name##_B, name##_I, name##_BI, name##_R }
+static const emu_exec_fn fast_ld[4][4] = {	/* [log2 size][form] */
+	FORMS(ld1), FORMS(ld2), FORMS(ld4), FORMS(ld8),
+};
+static const emu_exec_fn fast_st[4][4] = {
+	FORMS(st1), { NULL }, FORMS(st4), FORMS(st8),
+};
+static const emu_exec_fn fast_sti[4][4] = {
+	FORMS(sti1), { NULL }, FORMS(sti4), FORMS(sti8),
+};
+
+static int exec_movzx_rr1(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xff;
+	return EMU_OK;
+}
+
+static int exec_movzx_rr2(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xffff;
+	return EMU_OK;
+}
+
+static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->st.gpr[in->op[0].reg] = (uint64_t)(int64_t)(int32_t)cpu->st.gpr[in->op[1].reg];
+	return EMU_OK;
+}
+
+/* Jcc rel in 64-bit mode: the target is next RIP + displacement, #GP if non-canonical. */
+#define DEF_JCC64(cc)                                                                    \
+	static int exec_j64_##cc(struct emu_cpu *cpu, const struct emu_insn *in)        \
+	{                                                                                \
+		uint64_t t;                                                              \
+		if (!emu_cond_fast(cpu, cc))                                             \
+			return EMU_OK;                                                   \
+		t = cpu->st.rip + in->op[0].imm;                                         \
+		if (!emu_canonical(t))                                                   \
+			return emu_gp0(cpu);                                             \
+		cpu->st.rip = t;                                                         \
+		return EMU_OK;                                                           \
+	}
+DEF_JCC64(0) DEF_JCC64(1) DEF_JCC64(2) DEF_JCC64(3) DEF_JCC64(4) DEF_JCC64(5) DEF_JCC64(6)
+DEF_JCC64(7) DEF_JCC64(8) DEF_JCC64(9) DEF_JCC64(10) DEF_JCC64(11) DEF_JCC64(12)
+DEF_JCC64(13) DEF_JCC64(14) DEF_JCC64(15)
+
+static const emu_exec_fn exec_j64[16] = {
+	exec_j64_0, exec_j64_1, exec_j64_2, exec_j64_3, exec_j64_4, exec_j64_5, exec_j64_6,
+	exec_j64_7, exec_j64_8, exec_j64_9, exec_j64_10, exec_j64_11, exec_j64_12,
+	exec_j64_13, exec_j64_14, exec_j64_15,
+};
+
+static int mem_form(const struct emu_insn *in, const struct emu_operand *op)
+{
+	if (op->kind != EMU_OPK_MEM || in->addrsize != 8)
+		return FORM_NONE;
+	if (op->rip_rel)
+		return op->index == EMU_REG_NONE ? FORM_R : FORM_NONE;
+	if (op->base < 16)
+		return op->index == EMU_REG_NONE ? FORM_B : op->index < 16 ? FORM_BI : FORM_NONE;
+	return op->base == EMU_REG_NONE && op->index < 16 ? FORM_I : FORM_NONE;
+}
+
+static bool gpr(const struct emu_operand *op)
+{
+	return op->kind == EMU_OPK_REG && op->reg < 16;
+}
+
+static unsigned log2_size(unsigned size)
+{
+	return size == 8 ? 3 : size == 4 ? 2 : size == 2 ? 1 : 0;
+}
+
+emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
+{
+	const struct emu_operand *o0 = &in->op[0], *o1 = &in->op[1];
+	int f;
+
+	if (in->prefixes)
+		return NULL;
+	switch (mnemonic) {
+	case ZYDIS_MNEMONIC_MOV:
+		if (gpr(o0) && (o0->size == 8 || o0->size == 4) &&
+		    (f = mem_form(in, o1)) != FORM_NONE && o1->size == o0->size)
+			return fast_ld[log2_size(o0->size)][f];
+		if ((f = mem_form(in, o0)) == FORM_NONE || o0->size == 2)
+			return NULL;
+		if (gpr(o1) && o1->size == o0->size)
+			return fast_st[log2_size(o0->size)][f];
+		if (o1->kind == EMU_OPK_IMM)
+			return fast_sti[log2_size(o0->size)][f];
+		return NULL;
+	case ZYDIS_MNEMONIC_MOVZX:
+		if (!gpr(o0) || (o0->size != 4 && o0->size != 8) ||
+		    (o1->size != 1 && o1->size != 2))
+			return NULL;
+		if (gpr(o1))
+			return o1->size == 1 ? exec_movzx_rr1 : exec_movzx_rr2;
+		f = mem_form(in, o1);
+		return f == FORM_NONE ? NULL : fast_ld[log2_size(o1->size)][f];
+	case ZYDIS_MNEMONIC_MOVSXD:
+		return gpr(o0) && gpr(o1) && o0->size == 8 && o1->size == 4 ? exec_movsxd_rr
+									      : NULL;
+	case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
+	case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
+	case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
+	case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
+	case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
+	case ZYDIS_MNEMONIC_JZ:
+		return in->opsize == 8 && o0->kind == EMU_OPK_IMM ? exec_j64[in->cc & 15] : NULL;
+	default:
+		return NULL;
+	}
+}
