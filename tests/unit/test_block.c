@@ -19,6 +19,22 @@
 
 static char tmpdir[64];
 
+/* Remove the temporary directory and what the tests left in it. */
+__attribute__((destructor)) static void tmp_cleanup(void)
+{
+	static const char *const names[] = { "zero.img", "locked.img", "rw-threads.img",
+					     "rw-uring.img", "discard.img", "ro.img" };
+	char path[128];
+
+	if (!tmpdir[0])
+		return;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
+		unlink(path);
+	}
+	rmdir(tmpdir);
+}
+
 static const char *tmp_file(const char *name, uint64_t size)
 {
 	static char path[128];

@@ -290,6 +290,33 @@ TEST(vblk_msix_and_many_in_flight)
 	CHECK(d.vm->msis > 0);
 	CHECK_EQ_U64(d.vm->msi_data, 0x41);
 	CHECK(!d.vm->irq_level[d.pdev->intx_gsi]);
+	/* A masked vector leaves its pending bit set; unmasking sends the message. The driver
+	 * asks for an interrupt at every completion (used_event = used idx, event index). */
+	{
+		uint64_t pba = d.pdev->bar[1].addr + (drv_cfg_read(&d, d.msix_cap + 8, 4) & ~7u);
+		uint64_t used_event = d.q[0].avail + 4 + 2ULL * d.q[0].size;
+		uint16_t ue;
+		int before;
+
+		drv_mmio_write(&d, d.pdev->bar[1].addr + 28, 4, 1);
+		before = d.vm->msis;
+		ue = drv_used_idx(&d, 0);
+		gm_write(d.vm->gm, used_event, &ue, 2);
+		CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+		CHECK_EQ_U64(d.vm->msis, before);
+		CHECK_EQ_U64(drv_mmio_read(&d, pba, 8), 2);
+		drv_mmio_write(&d, d.pdev->bar[1].addr + 28, 4, 0);
+		CHECK_EQ_U64(d.vm->msis, before + 1);
+		CHECK_EQ_U64(drv_mmio_read(&d, pba, 8), 0);
+		/* Function mask works the same way. */
+		drv_cfg_write(&d, d.msix_cap + 2, 2, 0xc000);
+		ue = drv_used_idx(&d, 0);
+		gm_write(d.vm->gm, used_event, &ue, 2);
+		CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+		CHECK_EQ_U64(d.vm->msis, before + 1);
+		drv_cfg_write(&d, d.msix_cap + 2, 2, 0x8000);
+		CHECK_EQ_U64(d.vm->msis, before + 2);
+	}
 	drv_teardown(&d);
 	unlink(disk);
 }
