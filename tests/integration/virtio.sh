@@ -4,13 +4,17 @@
 # flush, GET_ID against ser=, write-zeroes, discard with the host file's blocks deallocated,
 # ro with the file unchanged, nodelete with nothing deallocated, sectorsize=4096, MSI-X, INTx,
 # without indirect descriptors/event index), data that the guest flushed surviving kill -9,
-# and virtio-console with the host end of a named port's Unix socket. (virtio-rnd needs no host
+# virtio-blk on a loop block device when this runs as root (discard reaching the file under it,
+# the device's 4 KiB logical sectors seen by the guest), and virtio-console with the host end
+# of a named port's Unix socket. (virtio-rnd needs no host
 # side: its guest is in tests/guest/guests.txt.)
 # tests/guest/run-qemu-virtio.sh runs the same guests under QEMU.
 . "$(dirname "$0")/lib.sh"
 
 WORK=$LOGDIR/work
 mkdir -p "$WORK"
+LOOP=
+trap '[ -z "$LOOP" ] || losetup -d "$LOOP"; rm -rf "$LOGDIR"' EXIT
 BASE=(-A -H -P -c 1 -m 64M -s 0:0,hostbridge -s 31:0,lpc -l com1,stdio)
 
 host_check() {	# NAME ACCEL CONDITION-EXIT-STATUS MESSAGE
@@ -143,6 +147,30 @@ for accel in $ACCELS; do
 	blk blk_intx_legacy "$accel" "mode=legacy irq=intx" ""
 	blk blk_plain_rings "$accel" "mode=modern indirect=0 evidx=0" ""
 	blk blk_plain_rings_legacy "$accel" "mode=legacy indirect=0 evidx=0" ""
+	# A block device: a loop device over a file (root only; skipped elsewhere).
+	mkdisk "$WORK/disk.img"
+	if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$WORK/disk.img" 2>/dev/null); then
+		before=$(bytes_allocated "$WORK/disk.img")
+		check blk_block_device "$accel" 1 '^RESULT: PASS' 120 -- "${BASE[@]}" \
+			-s "3:0,virtio-blk,$LOOP,ser=LOOPDEV" -o "boot.kernel=$GUESTS/virtio_blk.elf" \
+			-o "boot.cmdline=mode=modern size=16M ser=LOOPDEV need=flush,discard,wz" vblk-loop
+		sync
+		after=$(bytes_allocated "$WORK/disk.img")
+		host_check blk_block_device_discard "$accel" \
+			"$([ $((before - after)) -ge $((1048576 - 65536)) ]; echo $?)" \
+			"allocated bytes $before before, $after after (want about 1 MiB less)"
+		losetup -d "$LOOP"
+		LOOP=
+		if LOOP=$(losetup -f --show --sector-size 4096 "$WORK/disk.img" 2>/dev/null); then
+			check blk_block_device_4k "$accel" 1 '^RESULT: PASS' 120 -- "${BASE[@]}" \
+				-s "3:0,virtio-blk,$LOOP" -o "boot.kernel=$GUESTS/virtio_blk.elf" \
+				-o "boot.cmdline=mode=legacy size=16M bs=4096" vblk-loop4k
+			losetup -d "$LOOP"
+			LOOP=
+		fi
+	else
+		echo "# block-device cases skipped: not root or no loop device"
+	fi
 	console modern_plain_rings "$accel" modern "evidx=0"
 	console legacy_third_port "$accel" legacy "" "other0=$WORK/other0.sock,other1=$WORK/other1.sock,"
 done
