@@ -23,6 +23,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TOOLS := $(patsubst tools/%/main.c,$(BUILD)/%,$(wildcard tools/*/main.c))
 
+.SECONDARY:
 .PHONY: all programs unit guests test check-slow bench demo clean fuzz
 all: programs unit guests
 

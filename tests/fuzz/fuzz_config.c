@@ -7,7 +7,7 @@
  * every allocation the tree made.
  */
 /* FUZZ_SOURCES: src/*[a-z0-9]/*.c src/*[a-z0-9]/*[a-z0-9]/*.c */
-/* FUZZ_LIBS: -lZydis -lz -llzma -lzstd -lm */
+/* FUZZ_LIBS: -lZydis -luring -lz -llzma -lzstd -lm */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

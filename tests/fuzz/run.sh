@@ -28,7 +28,7 @@ for target in tests/fuzz/fuzz_*.c; do
 	seeds=tests/fuzz/corpus/$name
 	[ -d "$seeds" ] || seeds=
 	# shellcheck disable=SC2086
-	if "$out/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	if "$out/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/$name-" \
 		"$out/corpus-$name" $seeds >"$out/$name.log" 2>&1; then
 		echo "ok   $name ($(grep -oE 'Done [0-9]+ runs' "$out/$name.log" | tail -n 1))"
 		pass=$((pass + 1))

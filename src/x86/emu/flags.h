@@ -38,9 +38,10 @@ enum {
 	LF_DEC,		/* like SUB with src2 = 1, CF = lf_cin */
 };
 
+/* Size 0 (no lazy result recorded) gives bit 63, which callers then ignore. */
 static inline uint64_t emu_sign_bit(unsigned size)
 {
-	return 1ull << (size * 8 - 1);
+	return 1ull << ((size * 8 - 1) & 63);
 }
 
 /* Record a lazy result; `cin` is ADC/SBB's carry in, or the CF that INC/DEC keep. */
