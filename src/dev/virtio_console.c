@@ -51,7 +51,6 @@ struct vcon_port {
 	int listen_fd, conn_fd;
 	uint32_t watching;	/* epoll events registered for conn_fd */
 	bool ready;		/* the guest sent PORT_READY (always true without MULTIPORT) */
-	bool guest_open;	/* the guest's PORT_OPEN state */
 	bool tx_pending;	/* txc is partly written: waiting for EPOLLOUT */
 	size_t tx_off;
 	struct virtq_chain txc;
@@ -376,9 +375,8 @@ static void vcon_control(struct vcon *dev, const uint8_t *msg, uint32_t len)
 		if (p->conn_fd >= 0)
 			vcon_ctrl_send(dev, id, VCON_PORT_OPEN, 1, NULL);
 		vcon_watch(p);
-	} else if (event == VCON_PORT_OPEN) {
-		p->guest_open = value != 0;
 	}
+	/* The guest's PORT_OPEN changes nothing here: its driver drops data for closed ports. */
 }
 
 static void vcon_notify(struct virtio_dev *vd, unsigned q)
@@ -442,7 +440,7 @@ static void vcon_reset(struct virtio_dev *vd)
 	for (unsigned i = 0; i < dev->nports; i++) {
 		struct vcon_port *p = &dev->ports[i];
 
-		p->ready = p->guest_open = p->tx_pending = false;
+		p->ready = p->tx_pending = false;
 		if (p->conn_fd >= 0 && p->watching) {
 			evl_del_fd(dev->loop, p->conn_fd);
 			p->watching = 0;

@@ -152,7 +152,6 @@ static void vp_reset_transport(struct virtio_dev *vd)
 	vd->isr = 0;
 	vd->config_vector = VIRTIO_MSI_NO_VECTOR;
 	vd->queue_select = 0;
-	vd->legacy = false;
 	vd->warned = false;
 	for (unsigned i = 0; i < vd->nqueues; i++) {
 		struct virtio_queue *q = &vd->queues[i];
@@ -343,7 +342,6 @@ static void vp_common_access(struct virtio_dev *vd, unsigned off, unsigned size,
 		return;
 	}
 	vp_put(b, off, *val, size);
-	vd->legacy = false;
 	for (size_t i = 0; i < sizeof vp_common_fields / sizeof vp_common_fields[0]; i++) {
 		unsigned f = vp_common_fields[i].off, fs = vp_common_fields[i].size;
 
@@ -414,7 +412,6 @@ static int vp_legacy_access(struct virtio_dev *vd, unsigned off, unsigned size, 
 			*val |= (uint64_t)vp_isr_read(vd) << (8 * (VL_ISR - off));
 		return -1;
 	}
-	vd->legacy = true;
 	switch (off) {
 	case VL_GUEST_FEATURES:
 		if (size == 4)

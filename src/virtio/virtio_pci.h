@@ -78,7 +78,6 @@ struct virtio_dev {
 	uint16_t config_vector;
 	uint16_t queue_select;
 	bool use_msix, use_msi;
-	bool legacy;		/* the driver spoke through the legacy I/O BAR */
 	bool warned;		/* DEVICE_NEEDS_RESET already logged */
 	unsigned nqueues;
 	struct virtio_queue *queues;

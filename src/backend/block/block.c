@@ -30,8 +30,6 @@ struct blk_backend {
 	bool is_dev, readonly, nocache, can_delete;
 	uint64_t size;
 	uint32_t logical, physical;
-	dev_t st_dev;
-	ino_t st_ino;
 
 	pthread_mutex_t lock;		/* inflight, worker queue, ring submission */
 	pthread_cond_t idle;		/* inflight reached 0 */
@@ -106,8 +104,6 @@ int blk_open(const char *path, const struct blk_options *opt, struct blk_backend
 		return blk_fail(b, -errno, err, errlen, "cannot stat %s: %s", path);
 	if (S_ISDIR(st.st_mode))
 		return blk_fail(b, -EISDIR, err, errlen, "%s: %s", path);
-	b->st_dev = st.st_dev;
-	b->st_ino = st.st_ino;
 	b->logical = 512;
 	b->physical = 512;
 	if (S_ISBLK(st.st_mode)) {
@@ -200,13 +196,6 @@ bool blk_is_device(const struct blk_backend *b)
 const char *blk_engine_name(const struct blk_backend *b)
 {
 	return b->uring ? "io_uring" : "threads";
-}
-
-int blk_identity(const struct blk_backend *b, uint64_t *dev, uint64_t *ino)
-{
-	*dev = (uint64_t)b->st_dev;
-	*ino = (uint64_t)b->st_ino;
-	return 0;
 }
 
 /* ---- synchronous execution (workers) ---- */

@@ -71,8 +71,6 @@ bool blk_readonly(const struct blk_backend *b);
 bool blk_can_delete(const struct blk_backend *b);	/* discard/write-zeroes allowed */
 bool blk_is_device(const struct blk_backend *b);
 const char *blk_engine_name(const struct blk_backend *b);	/* "io_uring" or "threads" */
-/* The backing file's device and inode (for serial numbers); 0 or -errno. */
-int blk_identity(const struct blk_backend *b, uint64_t *dev, uint64_t *ino);
 
 /* Queue one request (see the contract above); 0 or -errno (-EROFS, -EINVAL, -ENOMEM). */
 int blk_submit(struct blk_backend *b, struct blk_req *req);
