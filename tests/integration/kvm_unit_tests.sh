@@ -88,7 +88,8 @@ translate_params() {
 				-x2apic) KARGS+=(-a) ;;
 				hv_*) NEED="needs Hyper-V enlightenments ($f)"; return ;;
 				host-phys-bits | host-phys-bits=* | migratable=*) ;;
-				vendor=AuthenticAMD) ;;	# khyve's software CPU is AuthenticAMD
+				# what khyve's CPUID always has (its software CPU is AuthenticAMD)
+				vendor=AuthenticAMD | +tsc-deadline) ;;
 				*) NOTE="$NOTE${NOTE:+, }cpu $f not selectable" ;;
 				esac
 			done
@@ -97,10 +98,15 @@ translate_params() {
 			i=$((i + 1))
 			MEM=$(qemu_mem_mib "$val")
 			;;
-		-machine)
+		-enable-kvm)
+			NEED="needs KVM (-enable-kvm)"
+			return
+			;;
+		-machine | -M)
 			i=$((i + 1))
 			case $val in
 			*vmport=on*) NEED="needs the VMware backdoor port (-machine vmport=on)"; return ;;
+			q35*) NEED="needs QEMU's q35 machine (-M $val)"; return ;;
 			*) NOTE="$NOTE${NOTE:+, }-machine $val ignored" ;;
 			esac
 			;;
@@ -142,6 +148,8 @@ run_one() {
 		eval "args=($targs)"
 		CMDLINE="$CMDLINE${CMDLINE:+ }${args[*]}"
 	fi
+	# As QEMU's multiboot loader, the command line starts with the kernel's name (argv[0]).
+	CMDLINE="x86/${file##*/}${CMDLINE:+ }$CMDLINE"
 	out=$LOGS/$name.$accel.out
 	err=$LOGS/$name.$accel.err
 	env=$LOGS/$name.$accel.env
@@ -154,11 +162,12 @@ run_one() {
 	local -a cmd=("$KHYVE" -o accel="$accel" -A -H -P -c "$smp" -m "${MEM}M"
 		-s 0:0,hostbridge -s 31:0,lpc -l com1,stdio -l pc-testdev "${KARGS[@]}"
 		-o boot.kernel="$file" -o boot.initrd="$env")
-	[ -n "$CMDLINE" ] && cmd+=(-o boot.cmdline="$CMDLINE")
-	cmd+=("kut-$name")
+	cmd+=(-o boot.cmdline="$CMDLINE" "kut-$name")
 	echo "${cmd[*]}" >"$LOGS/$name.$accel.cmd"
 	t0=$(date +%s.%N)
-	timeout --kill-after=3 "$tmo" "${cmd[@]}" </dev/null >"$out" 2>"$err"
+	# khyve takes SIGTERM as the ACPI power button, which these guests ignore: KILL follows.
+	# The subshell keeps bash from reporting the killed job.
+	(timeout --kill-after=3 "$tmo" "${cmd[@]}" </dev/null >"$out" 2>"$err"; exit $?)
 	rc=$?
 	t1=$(date +%s.%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
