@@ -99,13 +99,13 @@ __asm__(".text\n"
 	"mov 592(%rdi),%r10\nmov 600(%rdi),%r11\nmov 608(%rdi),%r12\nmov 616(%rdi),%r13\n"
 	"mov 624(%rdi),%r14\nmov 632(%rdi),%r15\nmov 568(%rdi),%rdi\n"
 	"call *(%rsp)\n"
-	"xchg %rdi,8(%rsp)\n"
+	"push %rdi\nmov 16(%rsp),%rdi\n"
 	"mov %rax,512(%rdi)\nmov %rcx,520(%rdi)\nmov %rdx,528(%rdi)\nmov %rbx,536(%rdi)\n"
 	"mov %rbp,552(%rdi)\nmov %rsi,560(%rdi)\nmov %r8,576(%rdi)\nmov %r9,584(%rdi)\n"
 	"mov %r10,592(%rdi)\nmov %r11,600(%rdi)\nmov %r12,608(%rdi)\nmov %r13,616(%rdi)\n"
 	"mov %r14,624(%rdi)\nmov %r15,632(%rdi)\n"
 	"pushfq\npopq 640(%rdi)\ncld\n"
-	"mov 8(%rsp),%rax\nmov %rax,568(%rdi)\n"
+	"popq 568(%rdi)\n"
 	"fxsave64 (%rdi)\n"
 	"fninit\n"
 	"ldmxcsr 648(%rdi)\nfldcw 652(%rdi)\n"
@@ -113,6 +113,45 @@ __asm__(".text\n"
 	"pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\n"
 	"ret\n"
 	".size simd_native_run,.-simd_native_run\n");
+
+/*
+ * simd_sse_run(ctx, code): the same for SSE forms that touch no x87/MMX state: only MXCSR
+ * and XMM0-15 (from/to the image in ctx->fx) instead of FXRSTOR/FXSAVE/FNINIT.
+ */
+void simd_sse_run(struct simd_ctx *ctx, const void *code);
+#define XMM_LD(n) "movdqa " #n "*16+160(%rdi),%xmm" #n "\n"
+#define XMM_ST(n) "movdqa %xmm" #n "," #n "*16+160(%rdi)\n"
+__asm__(".text\n"
+	".globl simd_sse_run\n"
+	".type simd_sse_run,@function\n"
+	"simd_sse_run:\n"
+	"push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"
+	"push %rdi\npush %rsi\n"
+	"stmxcsr 648(%rdi)\nmov 24(%rdi),%eax\ncmp 648(%rdi),%eax\nje 1f\n"
+	"ldmxcsr 24(%rdi)\n1:\n"
+	XMM_LD(0) XMM_LD(1) XMM_LD(2) XMM_LD(3) XMM_LD(4) XMM_LD(5) XMM_LD(6) XMM_LD(7)
+	XMM_LD(8) XMM_LD(9) XMM_LD(10) XMM_LD(11) XMM_LD(12) XMM_LD(13) XMM_LD(14) XMM_LD(15)
+	"pushq 640(%rdi)\npopfq\n"
+	"mov 512(%rdi),%rax\nmov 520(%rdi),%rcx\nmov 528(%rdi),%rdx\nmov 536(%rdi),%rbx\n"
+	"mov 552(%rdi),%rbp\nmov 560(%rdi),%rsi\nmov 576(%rdi),%r8\nmov 584(%rdi),%r9\n"
+	"mov 592(%rdi),%r10\nmov 600(%rdi),%r11\nmov 608(%rdi),%r12\nmov 616(%rdi),%r13\n"
+	"mov 624(%rdi),%r14\nmov 632(%rdi),%r15\nmov 568(%rdi),%rdi\n"
+	"call *(%rsp)\n"
+	"push %rdi\nmov 16(%rsp),%rdi\n"
+	"mov %rax,512(%rdi)\nmov %rcx,520(%rdi)\nmov %rdx,528(%rdi)\nmov %rbx,536(%rdi)\n"
+	"mov %rbp,552(%rdi)\nmov %rsi,560(%rdi)\nmov %r8,576(%rdi)\nmov %r9,584(%rdi)\n"
+	"mov %r10,592(%rdi)\nmov %r11,600(%rdi)\nmov %r12,608(%rdi)\nmov %r13,616(%rdi)\n"
+	"mov %r14,624(%rdi)\nmov %r15,632(%rdi)\n"
+	"pushfq\npopq 640(%rdi)\ncld\n"
+	"popq 568(%rdi)\n"
+	XMM_ST(0) XMM_ST(1) XMM_ST(2) XMM_ST(3) XMM_ST(4) XMM_ST(5) XMM_ST(6) XMM_ST(7)
+	XMM_ST(8) XMM_ST(9) XMM_ST(10) XMM_ST(11) XMM_ST(12) XMM_ST(13) XMM_ST(14) XMM_ST(15)
+	"stmxcsr 24(%rdi)\nmov 24(%rdi),%eax\ncmp 648(%rdi),%eax\nje 2f\n"
+	"ldmxcsr 648(%rdi)\n2:\n"
+	"add $16,%rsp\n"
+	"pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\n"
+	"ret\n"
+	".size simd_sse_run,.-simd_sse_run\n");
 
 static uint16_t fx16(const uint8_t *fx, unsigned off)
 {
@@ -230,8 +269,11 @@ static void simd_sigfpe(int sig, siginfo_t *si, void *ucv)
 	}
 }
 
+typedef void (*simd_run_fn)(struct simd_ctx *ctx, const void *code);
+
 /* Run the template; 1 when an unmasked SIMD exception trapped (MXCSR in *mx). */
-static int simd_run_trapping(struct simd_ctx *ctx, const struct simd_form *f, uint32_t *mx)
+static int simd_run_trapping(simd_run_fn run, struct simd_ctx *ctx, const struct simd_form *f,
+			     uint32_t *mx)
 {
 	sigjmp_buf jb;
 	volatile uint32_t hmx = 0x1f80;
@@ -245,7 +287,7 @@ static int simd_run_trapping(struct simd_ctx *ctx, const struct simd_form *f, ui
 		return 1;
 	}
 	simd_trap_jmp = &jb;
-	simd_native_run(ctx, f->code);
+	run(ctx, f->code);
 	simd_trap_jmp = NULL;
 	return 0;
 }
@@ -257,6 +299,8 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint32_t mx, trap_mx;
 	uint64_t off = 0;
 	int sreg = EMU_DS, r;
+	bool light = f->kind == K_SSE;
+	simd_run_fn run = light ? simd_sse_run : simd_native_run;
 
 	if ((r = simd_checks(cpu, f)))
 		return EMU_FAULT;
@@ -270,8 +314,11 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 		if ((f->flags & F_MEM_R) && emu_mread(cpu, sreg, off, ctx.buf, f->memsize))
 			return EMU_FAULT;
 	}
-	memcpy(ctx.fx, cpu->st.fxsave, 416);
-	mx = fx32(cpu->st.fxsave, FX_MXCSR) & 0xffff;	/* FXRSTOR faults on reserved bits */
+	if (light)
+		memcpy(ctx.fx + 160, cpu->st.fxsave + 160, 256);
+	else
+		memcpy(ctx.fx, cpu->st.fxsave, 416);
+	mx = fx32(cpu->st.fxsave, FX_MXCSR) & 0xffff;	/* reserved bits would fault */
 	memcpy(ctx.fx + FX_MXCSR, &mx, 4);
 	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
 	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
@@ -279,8 +326,8 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (f->flags & F_RFL_R)
 		ctx.rflags |= emu_get_rflags(cpu) & RFL_ARITH;
 	if ((mx & 0x1f80) == 0x1f80) {
-		simd_native_run(&ctx, f->code);
-	} else if (simd_run_trapping(&ctx, f, &trap_mx)) {
+		run(&ctx, f->code);
+	} else if (simd_run_trapping(run, &ctx, f, &trap_mx)) {
 		/* unmasked SIMD exception: the trap's flags, destination unchanged */
 		memcpy(cpu->st.fxsave + FX_MXCSR, &trap_mx, 4);
 		if (!(cpu->st.cr4 & CR4_OSXMMEXCPT))
@@ -299,9 +346,13 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 			return EMU_FAULT;
 	}
 	/* commit: the image but the x87 pointers, MXCSR, GPRs, flags */
-	memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
 	memcpy(cpu->st.fxsave + FX_MXCSR, ctx.fx + FX_MXCSR, 4);
-	memcpy(cpu->st.fxsave + 32, ctx.fx + 32, 416 - 32);
+	if (light) {
+		memcpy(cpu->st.fxsave + 160, ctx.fx + 160, 256);
+	} else {
+		memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
+		memcpy(cpu->st.fxsave + 32, ctx.fx + 32, 416 - 32);
+	}
 	if (f->kind == K_X87)
 		x87_pointers(cpu, f, sreg, off);
 	for (int i = 0; i < 16; i++)
