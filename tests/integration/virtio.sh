@@ -4,6 +4,7 @@
 # flush, GET_ID against ser=, write-zeroes, discard with the host file's blocks deallocated,
 # ro with the file unchanged, nodelete with nothing deallocated, sectorsize=4096, MSI-X, INTx,
 # without indirect descriptors/event index), data that the guest flushed surviving kill -9,
+# the backing-path errors (missing, a directory, zero size, in use by another khyve: exit 4),
 # virtio-blk on a loop block device when this runs as root (discard reaching the file under it,
 # the device's 4 KiB logical sectors seen by the guest), and virtio-console with the host end
 # of a named port's Unix socket. (virtio-rnd needs no host
@@ -71,6 +72,25 @@ durable() {	# ACCEL MODE
 
 # console LABEL ACCEL MODE [EXTRA-CMDLINE [PORTS-BEFORE]]: the guest talks on the port named
 # port1; PORTS-BEFORE ("name=/sock,...") puts other ports ahead of it, so it is not port 0.
+# A second khyve on a disk that a running khyve has open for writing is refused (exit 4).
+in_use() {	# ACCEL
+	local accel=$1 log=$LOGDIR/inuse.$1.log pid waited=0
+	mkdisk "$WORK/disk.img"
+	: >"$log"
+	"$KHYVE" -o accel="$accel" "${BASE[@]}" -s "3:0,virtio-blk,$WORK/disk.img" \
+		-o "boot.kernel=$GUESTS/virtio_blk.elf" -o "boot.cmdline=test=durable" vblk-holder \
+		</dev/null >"$log" 2>&1 &
+	pid=$!
+	while [ $waited -lt 6000 ] && ! grep -q '^FLUSHED' "$log" && kill -0 $pid 2>/dev/null; do
+		sleep 0.01
+		waited=$((waited + 1))
+	done
+	check blk_path_in_use "$accel" 4 'in use' 20 -- "${BASE[@]}" \
+		-s "3:0,virtio-blk,$WORK/disk.img" -o "boot.kernel=$GUESTS/virtio_blk.elf" vblk-second
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+}
+
 console() {
 	local name=$1 accel=$2 mode=$3 extra=${4:-} before=${5:-}
 	local sock=$WORK/con.sock peer=$LOGDIR/peer.$1.$2.log
@@ -147,6 +167,15 @@ for accel in $ACCELS; do
 	blk blk_intx_legacy "$accel" "mode=legacy irq=intx" ""
 	blk blk_plain_rings "$accel" "mode=modern indirect=0 evidx=0" ""
 	blk blk_plain_rings_legacy "$accel" "mode=legacy indirect=0 evidx=0" ""
+	for bad in "missing:$WORK/no/such.img" "directory:$WORK"; do
+		check "blk_path_${bad%%:*}" "$accel" 4 'virtio-blk' 20 -- "${BASE[@]}" \
+			-s "3:0,virtio-blk,${bad#*:}" -o "boot.kernel=$GUESTS/virtio_blk.elf" vblk-bad
+	done
+	: >"$WORK/empty.img"
+	check blk_path_zero_size "$accel" 4 'virtio-blk' 20 -- "${BASE[@]}" \
+		-s "3:0,virtio-blk,$WORK/empty.img" -o "boot.kernel=$GUESTS/virtio_blk.elf" vblk-bad
+	in_use "$accel"
+
 	# A block device: a loop device over a file (root only; skipped elsewhere).
 	mkdisk "$WORK/disk.img"
 	if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$WORK/disk.img" 2>/dev/null); then
