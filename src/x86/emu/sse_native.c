@@ -70,6 +70,7 @@ struct simd_ctx {
 	uint32_t host_mxcsr;
 	uint16_t host_fcw;
 	uint8_t pad[2];
+	uint8_t *xmm_image;	/* simd_sse_run: the FXSAVE image whose MXCSR and XMMs it uses */
 	uint8_t buf[16] __attribute__((aligned(16)));
 } __attribute__((aligned(64)));
 
@@ -78,6 +79,7 @@ _Static_assert(offsetof(struct simd_ctx, gpr) == 512, "ctx layout");
 _Static_assert(offsetof(struct simd_ctx, rflags) == 640, "ctx layout");
 _Static_assert(offsetof(struct simd_ctx, host_mxcsr) == 648, "ctx layout");
 _Static_assert(offsetof(struct simd_ctx, host_fcw) == 652, "ctx layout");
+_Static_assert(offsetof(struct simd_ctx, xmm_image) == 656, "ctx layout");
 
 /*
  * simd_native_run(ctx, code): host MXCSR/FCW saved, guest image in, GPRs (all but RSP) and
@@ -116,19 +118,21 @@ __asm__(".text\n"
 
 /*
  * simd_sse_run(ctx, code): the same for SSE forms that touch no x87/MMX state: only MXCSR
- * and XMM0-15 (from/to the image in ctx->fx) instead of FXRSTOR/FXSAVE/FNINIT.
+ * and XMM0-15, straight from/to the image at ctx->xmm_image (the guest's own: a trap leaves
+ * before the stores), instead of FXRSTOR/FXSAVE/FNINIT.
  */
 void simd_sse_run(struct simd_ctx *ctx, const void *code);
-#define XMM_LD(n) "movdqa " #n "*16+160(%rdi),%xmm" #n "\n"
-#define XMM_ST(n) "movdqa %xmm" #n "," #n "*16+160(%rdi)\n"
+#define XMM_LD(n) "movdqa " #n "*16+160(%rax),%xmm" #n "\n"
+#define XMM_ST(n) "movdqa %xmm" #n "," #n "*16+160(%rax)\n"
 __asm__(".text\n"
 	".globl simd_sse_run\n"
 	".type simd_sse_run,@function\n"
 	"simd_sse_run:\n"
 	"push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"
 	"push %rdi\npush %rsi\n"
-	"stmxcsr 648(%rdi)\nmov 24(%rdi),%eax\ncmp 648(%rdi),%eax\nje 1f\n"
-	"ldmxcsr 24(%rdi)\n1:\n"
+	"mov 656(%rdi),%rax\n"
+	"stmxcsr 648(%rdi)\nmov 24(%rax),%ecx\ncmp 648(%rdi),%ecx\nje 1f\n"
+	"ldmxcsr 24(%rax)\n1:\n"
 	XMM_LD(0) XMM_LD(1) XMM_LD(2) XMM_LD(3) XMM_LD(4) XMM_LD(5) XMM_LD(6) XMM_LD(7)
 	XMM_LD(8) XMM_LD(9) XMM_LD(10) XMM_LD(11) XMM_LD(12) XMM_LD(13) XMM_LD(14) XMM_LD(15)
 	"pushq 640(%rdi)\npopfq\n"
@@ -144,9 +148,10 @@ __asm__(".text\n"
 	"mov %r14,624(%rdi)\nmov %r15,632(%rdi)\n"
 	"pushfq\npopq 640(%rdi)\ncld\n"
 	"popq 568(%rdi)\n"
+	"mov 656(%rdi),%rax\n"
 	XMM_ST(0) XMM_ST(1) XMM_ST(2) XMM_ST(3) XMM_ST(4) XMM_ST(5) XMM_ST(6) XMM_ST(7)
 	XMM_ST(8) XMM_ST(9) XMM_ST(10) XMM_ST(11) XMM_ST(12) XMM_ST(13) XMM_ST(14) XMM_ST(15)
-	"stmxcsr 24(%rdi)\nmov 24(%rdi),%eax\ncmp 648(%rdi),%eax\nje 2f\n"
+	"stmxcsr 24(%rax)\nmov 24(%rax),%ecx\ncmp 648(%rdi),%ecx\nje 2f\n"
 	"ldmxcsr 648(%rdi)\n2:\n"
 	"add $16,%rsp\n"
 	"pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\n"
@@ -314,12 +319,14 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 		if ((f->flags & F_MEM_R) && emu_mread(cpu, sreg, off, ctx.buf, f->memsize))
 			return EMU_FAULT;
 	}
-	if (light)
-		memcpy(ctx.fx + 160, cpu->st.fxsave + 160, 256);
-	else
-		memcpy(ctx.fx, cpu->st.fxsave, 416);
 	mx = fx32(cpu->st.fxsave, FX_MXCSR) & 0xffff;	/* reserved bits would fault */
-	memcpy(ctx.fx + FX_MXCSR, &mx, 4);
+	if (light) {
+		memcpy(cpu->st.fxsave + FX_MXCSR, &mx, 4);
+		ctx.xmm_image = cpu->st.fxsave;
+	} else {
+		memcpy(ctx.fx, cpu->st.fxsave, 416);
+		memcpy(ctx.fx + FX_MXCSR, &mx, 4);
+	}
 	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
 	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
 	ctx.rflags = 2;
@@ -345,12 +352,11 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 		if (!skip && emu_mwrite(cpu, sreg, off, ctx.buf, f->memsize))
 			return EMU_FAULT;
 	}
-	/* commit: the image but the x87 pointers, MXCSR, GPRs, flags */
-	memcpy(cpu->st.fxsave + FX_MXCSR, ctx.fx + FX_MXCSR, 4);
-	if (light) {
-		memcpy(cpu->st.fxsave + 160, ctx.fx + 160, 256);
-	} else {
+	/* commit: the image but the x87 pointers (the light path wrote its part), GPRs, flags;
+	 * SSE forms that write memory leave the XMM registers as they were */
+	if (!light) {
 		memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
+		memcpy(cpu->st.fxsave + FX_MXCSR, ctx.fx + FX_MXCSR, 4);
 		memcpy(cpu->st.fxsave + 32, ctx.fx + 32, 416 - 32);
 	}
 	if (f->kind == K_X87)
