@@ -1,15 +1,13 @@
 #!/bin/bash
 # virtio.sh: khyve's virtio devices driven by the freestanding guests of tests/guest through
-# the modern and the legacy interface, on every accelerator: virtio-blk on a file (patterns,
-# flush, GET_ID against ser=, write-zeroes, discard with the host file's blocks deallocated,
-# ro with the file unchanged, nodelete with nothing deallocated, sectorsize=4096, MSI-X, INTx,
-# without indirect descriptors/event index), data that the guest flushed surviving kill -9,
-# the backing-path errors (missing, a directory, zero size, in use by another khyve: exit 4),
-# virtio-blk on a loop block device when this runs as root (discard reaching the file under it,
-# the device's 4 KiB logical sectors seen by the guest), and virtio-console with the host end
-# of a named port's Unix socket. (virtio-rnd needs no host
-# side: its guest is in tests/guest/guests.txt.)
-# tests/guest/run-qemu-virtio.sh runs the same guests under QEMU.
+# the modern and the legacy interface, on every accelerator. virtio-blk on a file: patterns,
+# flush, GET_ID against ser=, write-zeroes, discard with the file's blocks deallocated, ro with
+# the file unchanged, nodelete, sectorsize=4096, MSI-X, INTx, plain rings, -o pci.B.S.F.* keys;
+# flushed data surviving kill -9; backing-path errors (missing, directory, zero size, in use by
+# another khyve: exit 4); a loop block device when run as root (discard reaching the file, the
+# device's 4 KiB sectors). virtio-console with the host end of a named port's Unix socket.
+# virtio-rnd needs no host side: its guest is in tests/guest/guests.txt. QEMU runs the same
+# guests in tests/guest/run-qemu-virtio.sh.
 . "$(dirname "$0")/lib.sh"
 
 WORK=$LOGDIR/work
@@ -167,6 +165,19 @@ for accel in $ACCELS; do
 	blk blk_intx_legacy "$accel" "mode=legacy irq=intx" ""
 	blk blk_plain_rings "$accel" "mode=modern indirect=0 evidx=0" ""
 	blk blk_plain_rings_legacy "$accel" "mode=legacy indirect=0 evidx=0" ""
+	# The same options as -o pci.B.S.F.* keys.
+	mkdisk "$WORK/disk.img"
+	check blk_config_keys "$accel" 1 '^RESULT: PASS' 120 -- "${BASE[@]}" \
+		-o pci.0.3.0.device=virtio-blk -o "pci.0.3.0.path=$WORK/disk.img" \
+		-o pci.0.3.0.ser=CFGKEYS -o pci.0.3.0.sectorsize=4096 \
+		-o "boot.kernel=$GUESTS/virtio_blk.elf" -o "boot.cmdline=ser=CFGKEYS bs=4096 size=16M" vk
+	sum=$(md5sum <"$WORK/disk.img")
+	check blk_config_keys_ro "$accel" 1 '^RESULT: PASS' 120 -- "${BASE[@]}" \
+		-o pci.0.3.0.device=virtio-blk -o "pci.0.3.0.path=$WORK/disk.img" -o pci.0.3.0.ro=true \
+		-o "boot.kernel=$GUESTS/virtio_blk.elf" -o "boot.cmdline=mode=legacy ro=1" vk
+	host_check blk_config_keys_ro_unchanged "$accel" \
+		"$([ "$(md5sum <"$WORK/disk.img")" = "$sum" ]; echo $?)" "the file changed"
+
 	for bad in "missing:$WORK/no/such.img" "directory:$WORK"; do
 		check "blk_path_${bad%%:*}" "$accel" 4 'virtio-blk' 20 -- "${BASE[@]}" \
 			-s "3:0,virtio-blk,${bad#*:}" -o "boot.kernel=$GUESTS/virtio_blk.elf" vblk-bad
