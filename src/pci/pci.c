@@ -83,6 +83,7 @@ struct pci_bus {
 	uint32_t cfg_addr;
 	struct pci_slot *slots;	/* in order of addition */
 	uint64_t io_next, mem32_next, mem64_next;
+	const struct pci_notifiers *notifiers;
 	struct pci_dev *pirq_bridge;
 	uint8_t pirq_route[PCI_NLINKS];
 	unsigned link_count[PCI_NLINKS];	/* devices asserting each link */
@@ -294,10 +295,15 @@ static uint16_t pci_msix_ctrl(const struct pci_slot *s)
 
 bool pci_msix_enabled(const struct pci_dev *pdev)
 {
-	const struct pci_slot *s =
-		(const struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+	struct pci_slot *s = (struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+	bool on;
 
-	return s->msix_off && (pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE);
+	if (!s->msix_off)
+		return false;
+	pthread_mutex_lock(&s->msix_lock);
+	on = pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE;
+	pthread_mutex_unlock(&s->msix_lock);
+	return on;
 }
 
 unsigned pci_msix_count(const struct pci_dev *pdev)
@@ -330,9 +336,13 @@ int pci_msix_notify(struct pci_dev *pdev, unsigned vec)
 {
 	struct pci_slot *s = pci_slot_of(pdev);
 
-	if (!pci_msix_enabled(pdev) || vec >= s->msix_nvec)
+	if (!s->msix_off || vec >= s->msix_nvec)
 		return -EINVAL;
 	pthread_mutex_lock(&s->msix_lock);
+	if (!(pci_msix_ctrl(s) & PCIM_MSIXCTRL_ENABLE)) {
+		pthread_mutex_unlock(&s->msix_lock);
+		return -EINVAL;
+	}
 	pci_msix_fire(s, vec);
 	pthread_mutex_unlock(&s->msix_lock);
 	return 0;
@@ -597,8 +607,11 @@ static void pci_bar_sync(struct pci_dev *pdev, int idx)
 	if (want && !bar->registered) {
 		/* An overlap with another range leaves the BAR dark: the guest's mistake. */
 		if (io_bus_register(vm_io(pdev->vm), space, bar->addr, bar->size, pci_bar_io,
-				    &s->bar_ref[idx], pdev->name ? pdev->name : "pci-bar") == 0)
+				    &s->bar_ref[idx], pdev->name ? pdev->name : "pci-bar") == 0) {
 			bar->registered = true;
+			if (pdev->ops && pdev->ops->bar_mapped)
+				pdev->ops->bar_mapped(pdev, idx, bar->addr, true);
+		}
 	}
 }
 
@@ -608,6 +621,8 @@ static void pci_bar_unsync(struct pci_dev *pdev, int idx)
 
 	if (!bar->registered)
 		return;
+	if (pdev->ops && pdev->ops->bar_mapped)
+		pdev->ops->bar_mapped(pdev, idx, bar->addr, false);
 	io_bus_unregister(vm_io(pdev->vm), bar->type == PCI_BAR_IO ? IO_SPACE_PIO : IO_SPACE_MMIO,
 			  bar->addr);
 	bar->registered = false;
@@ -692,6 +707,7 @@ static bool pci_msix_touched(struct pci_dev *pdev, unsigned off, unsigned size)
 static void pci_cfg_core_write(struct pci_dev *pdev, unsigned off, unsigned size, uint32_t v)
 {
 	uint16_t old_cmd = pci_cfg_read16(pdev, PCIR_COMMAND);
+	bool msix;
 
 	if (off >= PCIR_BAR0 && off < PCIR_BAR_END) {
 		unsigned reg_off = off & ~3u, shift = (off & 3) * 8;
@@ -702,17 +718,18 @@ static void pci_cfg_core_write(struct pci_dev *pdev, unsigned off, unsigned size
 				  (cur & ~mask) | ((v << shift) & mask));
 		return;
 	}
+	/* MSI-X message control is read by interrupt senders under msix_lock. */
+	msix = pci_msix_touched(pdev, off, size);
+	if (msix)
+		pthread_mutex_lock(&pci_slot_of(pdev)->msix_lock);
 	for (unsigned i = 0; i < size; i++) {
 		uint8_t wm = pdev->cfg_wmask[off + i], b = (uint8_t)(v >> (8 * i));
 
 		pdev->cfg[off + i] = (uint8_t)((pdev->cfg[off + i] & ~wm) | (b & wm));
 	}
-	if (pci_msix_touched(pdev, off, size)) {
-		struct pci_slot *ms = pci_slot_of(pdev);
-
-		pthread_mutex_lock(&ms->msix_lock);
-		pci_msix_flush(ms);
-		pthread_mutex_unlock(&ms->msix_lock);
+	if (msix) {
+		pci_msix_flush(pci_slot_of(pdev));
+		pthread_mutex_unlock(&pci_slot_of(pdev)->msix_lock);
 	}
 	if (off <= PCIR_COMMAND + 1 && off + size > PCIR_COMMAND) {
 		uint16_t cmd = pci_cfg_read16(pdev, PCIR_COMMAND);
@@ -987,6 +1004,19 @@ void pci_bus_reset(struct pci_bus *bus)
 		if (s->dev.ops && s->dev.ops->reset)
 			s->dev.ops->reset(&s->dev);
 	}
+}
+
+void pci_bus_set_notifiers(struct pci_bus *bus, const struct pci_notifiers *n)
+{
+	bus->notifiers = n;
+}
+
+const struct pci_notifiers *pci_notifiers(const struct pci_dev *pdev)
+{
+	const struct pci_slot *s =
+		(const struct pci_slot *)((const char *)pdev - offsetof(struct pci_slot, dev));
+
+	return s->bus->notifiers;
 }
 
 void pci_bus_destroy(struct pci_bus *bus)

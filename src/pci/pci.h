@@ -28,6 +28,11 @@ struct pci_dev_ops {
 	bool (*cfg_write)(struct pci_dev *pdev, unsigned offset, unsigned size, uint32_t val);
 	void (*reset)(struct pci_dev *pdev);
 	void (*destroy)(struct pci_dev *pdev);
+	/*
+	 * Additive: BAR `bar` started (mapped) or stopped decoding at guest address `addr`
+	 * (placement, guest relocation, command register). Called with the bus's config lock.
+	 */
+	void (*bar_mapped)(struct pci_dev *pdev, int bar, uint64_t addr, bool mapped);
 };
 
 struct pci_bar {
@@ -98,6 +103,21 @@ static inline void pci_cfg_write16(struct pci_dev *p, unsigned off, uint16_t v)
 	p->cfg[off + 1] = (uint8_t)(v >> 8);
 }
 
+/*
+ * Accelerator notifiers the machine may offer devices (KVM's ioeventfd and irqfd, see
+ * accel.h); a member left NULL, or no notifiers at all (the software CPU, unit tests), means
+ * devices keep the direct paths. vm.c sets them right after pci_bus_create, before devices
+ * are added. pci_notifiers() returns the bus's set or NULL.
+ */
+struct pci_notifiers {
+	void *opaque;
+	int (*ioeventfd)(void *opaque, bool mmio, uint64_t addr, unsigned len, int fd,
+			 bool assign);
+	int (*irqfd_msi)(void *opaque, int fd, uint64_t addr, uint32_t data);
+	int (*irqfd_update)(void *opaque, int handle, uint64_t addr, uint32_t data);
+	int (*irqfd_remove)(void *opaque, int fd, int handle);
+};
+
 /* Machine side: create the PCI bus and its 0xCF8/0xCFC ports, then add devices from config. */
 struct pci_bus;
 int pci_bus_create(struct vm *vm, struct pci_bus **out);
@@ -106,6 +126,8 @@ int pci_bus_add(struct pci_bus *bus, uint8_t b, uint8_t s, uint8_t f, struct pci
 /* After all devices: assign BARs and register them on the io bus. */
 int pci_bus_finalize(struct pci_bus *bus);
 void pci_bus_reset(struct pci_bus *bus);
+void pci_bus_set_notifiers(struct pci_bus *bus, const struct pci_notifiers *n);
+const struct pci_notifiers *pci_notifiers(const struct pci_dev *pdev);
 void pci_bus_destroy(struct pci_bus *bus);
 /*
  * For the MP/ACPI tables: iterate devices with an INTx line; pin is 1..4 (INTA..INTD), gsi the

@@ -3,14 +3,20 @@
  * and bhyve present one: BAR0 is the legacy 0.9.5 register block (§4.1.4.8), BAR4 holds the
  * modern common configuration, ISR, device configuration and notification regions described
  * by vendor capabilities (§4.1.4), BAR1 the MSI-X table. Also the PCI-config access
- * capability (§4.1.4.9). Left out: notification data, queue reset, packed rings, SR-IOV.
+ * capability (§4.1.4.9). With the machine's notifiers (KVM), modern kicks come by
+ * ioeventfd and MSI-X messages leave by irqfd. Left out: notification data, queue reset,
+ * packed rings, SR-IOV, ioeventfd on the legacy notify register (one port for all queues).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "pci/pci.h"
+#include "util/event_loop.h"
 #include "virtio/virtio_pci.h"
 #include "vmm/vm.h"
 
@@ -104,6 +110,48 @@ static void vp_isr_raise(struct virtio_dev *vd, uint8_t bit)
 		pci_intx_assert(vd->pdev);
 }
 
+/*
+ * vd->lock held: send MSI-X vector `vec`, by irqfd where the machine offers one and the
+ * vector is unmasked (its route follows the table lazily), else through the PCI core (which
+ * also keeps masked vectors pending).
+ */
+static void vp_msix_send(struct virtio_dev *vd, unsigned vec)
+{
+	const struct pci_notifiers *n = pci_notifiers(vd->pdev);
+	struct virtio_irqfd *irq;
+	uint64_t addr, one = 1;
+	uint32_t data;
+	bool masked;
+
+	if (!n || !n->irqfd_msi || !vd->irqfds || vec >= vd->nvectors ||
+	    pci_msix_entry(vd->pdev, vec, &addr, &data, &masked) < 0 || masked ||
+	    vd->irqfds[vec].failed) {
+		pci_msix_notify(vd->pdev, vec);
+		return;
+	}
+	irq = &vd->irqfds[vec];
+	if (irq->fd < 0) {
+		irq->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		irq->handle = irq->fd < 0 ? -1 : n->irqfd_msi(n->opaque, irq->fd, addr, data);
+		if (irq->handle < 0) {
+			if (irq->fd >= 0)
+				close(irq->fd);
+			irq->fd = -1;
+			irq->failed = true;
+			pci_msix_notify(vd->pdev, vec);
+			return;
+		}
+		irq->addr = addr;
+		irq->data = data;
+	} else if ((irq->addr != addr || irq->data != data) && n->irqfd_update &&
+		   n->irqfd_update(n->opaque, irq->handle, addr, data) == 0) {
+		irq->addr = addr;
+		irq->data = data;
+	}
+	if (irq->addr != addr || irq->data != data || write(irq->fd, &one, sizeof one) != 8)
+		pci_msix_notify(vd->pdev, vec);
+}
+
 void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_queue *vq = &vd->queues[q];
@@ -112,7 +160,7 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q)
 		return;
 	if (vp_msix_on(vd)) {
 		if (vq->vector != VIRTIO_MSI_NO_VECTOR)
-			pci_msix_notify(vd->pdev, vq->vector);
+			vp_msix_send(vd, vq->vector);
 		return;
 	}
 	vp_isr_raise(vd, 1);
@@ -123,7 +171,7 @@ void virtio_config_interrupt(struct virtio_dev *vd)
 	vd->config_generation++;
 	if (vp_msix_on(vd)) {
 		if (vd->config_vector != VIRTIO_MSI_NO_VECTOR)
-			pci_msix_notify(vd->pdev, vd->config_vector);
+			vp_msix_send(vd, vd->config_vector);
 		return;
 	}
 	vp_isr_raise(vd, 2);
@@ -570,6 +618,61 @@ static void vp_pci_reset(struct pci_dev *pdev)
 	virtio_pci_reset(pdev->priv);
 }
 
+/* ---- ioeventfd kicks ---- */
+
+static void vp_notify(struct virtio_dev *vd, int q);
+
+static void vp_kick_event(void *opaque, int fd, uint32_t events)
+{
+	struct virtio_kick *k = opaque;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof v) == sizeof v)
+		vp_notify(k->vd, (int)k->q);
+}
+
+/*
+ * Assign (or remove) the queues' ioeventfds on the notify region at `base`. One that fails
+ * leaves that queue's kicks on the io bus: nothing is lost.
+ */
+static void vp_kicks_assign(struct virtio_dev *vd, const struct pci_notifiers *n, uint64_t base,
+			    bool assign)
+{
+	for (unsigned q = 0; q < vd->nqueues; q++)
+		if (vd->kicks[q].fd >= 0)
+			n->ioeventfd(n->opaque, true, base + VIRTIO_MODERN_NOTIFY +
+				     (uint64_t)q * VIRTIO_NOTIFY_MULT, 2, vd->kicks[q].fd, assign);
+}
+
+static void vp_bar_mapped(struct pci_dev *pdev, int bar, uint64_t addr, bool mapped)
+{
+	struct virtio_dev *vd = pdev->priv;
+	const struct pci_notifiers *n = pci_notifiers(pdev);
+	struct event_loop *loop = vm_event_loop(pdev->vm);
+
+	if (bar != VIRTIO_BAR_MODERN || !n || !n->ioeventfd || !loop || !vd->kicks)
+		return;
+	if (!mapped) {
+		if (vd->kick_base)
+			vp_kicks_assign(vd, n, vd->kick_base, false);
+		vd->kick_base = 0;
+		return;
+	}
+	for (unsigned q = 0; q < vd->nqueues; q++) {
+		struct virtio_kick *k = &vd->kicks[q];
+
+		if (k->fd >= 0)
+			continue;
+		k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (k->fd >= 0 && evl_add_fd(loop, k->fd, EPOLLIN, vp_kick_event, k) < 0) {
+			close(k->fd);
+			k->fd = -1;
+		}
+	}
+	vp_kicks_assign(vd, n, addr, true);
+	vd->kick_base = addr;
+}
+
 static void vp_pci_destroy(struct pci_dev *pdev)
 {
 	struct virtio_dev *vd = pdev->priv;
@@ -580,6 +683,7 @@ static void vp_pci_destroy(struct pci_dev *pdev)
 
 static const struct pci_dev_ops vp_pci_ops = {
 	.destroy = vp_pci_destroy,
+	.bar_mapped = vp_bar_mapped,
 	.bar_read = vp_bar_read,
 	.bar_write = vp_bar_write,
 	.cfg_read = vp_cfg_read,
@@ -633,7 +737,10 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_dev *pdev, const struct vi
 	vd->use_msi = !p->msix;
 	vd->queues = calloc(p->nqueues, sizeof *vd->queues);
 	vd->config = calloc(1, p->config_size ? p->config_size : 1);
-	if (!vd->queues || !vd->config) {
+	vd->nvectors = p->msix ? p->nqueues + 1 : 0;
+	vd->kicks = calloc(p->nqueues, sizeof *vd->kicks);
+	vd->irqfds = calloc(vd->nvectors ? vd->nvectors : 1, sizeof *vd->irqfds);
+	if (!vd->queues || !vd->config || !vd->kicks || !vd->irqfds) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -641,7 +748,10 @@ int virtio_pci_init(struct virtio_dev *vd, struct pci_dev *pdev, const struct vi
 	for (unsigned i = 0; i < p->nqueues; i++) {
 		vd->queues[i].vq.gm = vm_mem(pdev->vm);
 		vd->queues[i].max_size = p->queue_size;
+		vd->kicks[i] = (struct virtio_kick){ .vd = vd, .q = i, .fd = -1 };
 	}
+	for (unsigned i = 0; i < vd->nvectors; i++)
+		vd->irqfds[i] = (struct virtio_irqfd){ .fd = -1, .handle = -1 };
 	pdev->priv = vd;
 	pdev->ops = &vp_pci_ops;
 	pci_set_ids(pdev, VIRTIO_PCI_VENDOR, p->device_id, 0, p->class_code, p->subclass, 0);
@@ -682,8 +792,12 @@ fail_lock:
 fail:
 	free(vd->queues);
 	free(vd->config);
+	free(vd->kicks);
+	free(vd->irqfds);
 	vd->queues = NULL;
 	vd->config = NULL;
+	vd->kicks = NULL;
+	vd->irqfds = NULL;
 	pdev->ops = NULL;
 	pdev->priv = NULL;
 	return ret;
@@ -691,11 +805,32 @@ fail:
 
 void virtio_pci_fini(struct virtio_dev *vd)
 {
+	const struct pci_notifiers *n = pci_notifiers(vd->pdev);
+	struct event_loop *loop = vm_event_loop(vd->pdev->vm);
+
 	if (!vd->queues)
 		return;
+	for (unsigned q = 0; q < vd->nqueues; q++) {
+		if (vd->kicks[q].fd < 0)
+			continue;
+		if (loop)
+			evl_del_fd(loop, vd->kicks[q].fd);
+		close(vd->kicks[q].fd);
+	}
+	for (unsigned v = 0; v < vd->nvectors; v++) {
+		if (vd->irqfds[v].fd < 0)
+			continue;
+		if (n && n->irqfd_remove)
+			n->irqfd_remove(n->opaque, vd->irqfds[v].fd, vd->irqfds[v].handle);
+		close(vd->irqfds[v].fd);
+	}
 	pthread_mutex_destroy(&vd->lock);
 	free(vd->queues);
 	free(vd->config);
+	free(vd->kicks);
+	free(vd->irqfds);
 	vd->queues = NULL;
 	vd->config = NULL;
+	vd->kicks = NULL;
+	vd->irqfds = NULL;
 }

@@ -2,7 +2,9 @@
  * virtio_pci.h: the virtio PCI transport (virtio 1.2 §4.1) that device models sit on: a
  * transitional device with the legacy 0.9.5 I/O BAR and the modern capabilities (common,
  * notify, ISR, device and PCI-config access), feature negotiation, device status and reset,
- * and interrupts by MSI-X (one vector per queue plus config), MSI (-W) or INTx.
+ * and interrupts by MSI-X (one vector per queue plus config), MSI (-W) or INTx. Where the
+ * machine offers notifiers (KVM), modern queue kicks arrive by ioeventfd on the event loop
+ * and MSI-X messages leave by irqfd; otherwise through the io bus handlers and vm_msi.
  */
 #ifndef KHYVE_VIRTIO_PCI_H
 #define KHYVE_VIRTIO_PCI_H
@@ -84,6 +86,20 @@ struct virtio_dev {
 	uint8_t *config;	/* device-specific configuration, config_size bytes */
 	unsigned config_size;
 	unsigned pcicfg_off;	/* VIRTIO_PCI_CAP_PCI_CFG capability offset */
+	/* With the machine's notifiers (KVM): a kick eventfd per queue, an irqfd per vector. */
+	struct virtio_kick {
+		struct virtio_dev *vd;
+		unsigned q;
+		int fd;
+	} *kicks;
+	uint64_t kick_base;	/* notify region address the ioeventfds are on, 0: none */
+	struct virtio_irqfd {
+		int fd, handle;
+		uint64_t addr;
+		uint32_t data;
+		bool failed;
+	} *irqfds;
+	unsigned nvectors;
 };
 
 struct virtio_pci_params {

@@ -7,7 +7,7 @@
  * The machine lives across inputs; each starts with a device reset, so completions still
  * in flight from the previous input exercise the dropped-after-reset path.
  */
-/* FUZZ_SOURCES: src/dev/virtio_blk.c src/virtio/*.c src/pci/pci.c src/backend/block/block.c src/vmm/guest_mem.c src/vmm/io_bus.c src/config/config.c */
+/* FUZZ_SOURCES: src/dev/virtio_blk.c src/virtio/*.c src/pci/pci.c src/backend/block/block.c src/vmm/guest_mem.c src/vmm/io_bus.c src/config/config.c src/util/event_loop.c */
 /* FUZZ_LIBS: -luring */
 #include <fcntl.h>
 #include <stdlib.h>

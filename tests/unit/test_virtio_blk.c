@@ -4,10 +4,12 @@
  * end of the disk through the modern and the legacy interface, many requests in flight,
  * flush, GET_ID, discard (host blocks deallocated), write-zeroes, ro, out-of-range and
  * unknown requests, MSI-X vectors, a malformed chain (NEEDS_RESET) and reset with I/O in
- * flight (late completions never reach the new rings), and the open errors.
+ * flight (late completions never reach the new rings), the open errors, and the KVM
+ * notifier paths with faked ioeventfd/irqfd (kicks by eventfd, messages by irqfd).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -15,6 +17,7 @@
 #include "unit.h"
 #include "virtio_drv.h"
 #include "dev/virtio_blk.h"
+#include "util/event_loop.h"
 
 #define DISK_SIZE (8ULL << 20)
 #define HDR 0x200000ULL		/* request headers, 16 bytes each, 64 apart */
@@ -369,5 +372,130 @@ TEST(vblk_open_errors)
 	pci_bus_destroy(d.bus);
 	gm_destroy(d.vm->gm);
 	fake_vm_free(d.vm);
+	unlink(disk);
+}
+
+/* ---- KVM's notifiers, faked: ioeventfd kicks and irqfd messages ---- */
+
+static struct {
+	int kick_fd, kick_assigned;
+	uint64_t kick_addr;
+	int irq_fd, irq_updates, irq_removed;
+	uint64_t irq_addr;
+	uint32_t irq_data;
+} fk;
+
+static int fk_ioeventfd(void *opaque, bool mmio, uint64_t addr, unsigned len, int fd,
+			bool assign)
+{
+	if (!mmio || len != 2)
+		return -22;
+	if (assign && !fk.kick_assigned) {
+		fk.kick_fd = fd;
+		fk.kick_addr = addr;
+	}
+	fk.kick_assigned += assign ? 1 : -1;
+	return 0;
+}
+
+static int fk_irqfd_msi(void *opaque, int fd, uint64_t addr, uint32_t data)
+{
+	fk.irq_fd = fd;
+	fk.irq_addr = addr;
+	fk.irq_data = data;
+	return 7;
+}
+
+static int fk_irqfd_update(void *opaque, int handle, uint64_t addr, uint32_t data)
+{
+	CHECK_EQ_U64(handle, 7);
+	fk.irq_addr = addr;
+	fk.irq_data = data;
+	fk.irq_updates++;
+	return 0;
+}
+
+static int fk_irqfd_remove(void *opaque, int fd, int handle)
+{
+	fk.irq_removed++;
+	return 0;
+}
+
+static const struct pci_notifiers fake_notifiers = {
+	.ioeventfd = fk_ioeventfd, .irqfd_msi = fk_irqfd_msi, .irqfd_update = fk_irqfd_update,
+	.irqfd_remove = fk_irqfd_remove,
+};
+
+static void *loop_thread(void *arg)
+{
+	evl_run(arg);
+	return NULL;
+}
+
+static uint64_t eventfd_take(int fd)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 2000 && read(fd, &v, 8) != 8; i++)
+		usleep(1000);
+	return v;
+}
+
+TEST(vblk_ioeventfd_and_irqfd)
+{
+	struct event_loop *loop;
+	pthread_t th;
+	struct drv d;
+	uint64_t one = 1;
+	int msis;
+
+	memset(&fk, 0, sizeof fk);
+	CHECK_EQ_U64(evl_create(&loop), 0);
+	pthread_create(&th, NULL, loop_thread, loop);
+	drv_loop = loop;
+	drv_notifiers = &fake_notifiers;
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	CHECK(drv_modern_init(&d, 0, 1));
+	/* BAR placement assigned one kick eventfd at queue 0's notify address. */
+	CHECK_EQ_U64(fk.kick_assigned, 1);
+	CHECK_EQ_U64(fk.kick_addr, d.notify);
+	drv_cfg_write(&d, d.msix_cap + 2, 2, 0x8000);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 16, 4, 0xfee00000);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 24, 4, 0x51);
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 28, 4, 0);
+	drv_mmio_write(&d, d.common + 0x16, 2, 0);
+	drv_mmio_write(&d, d.common + 0x1a, 2, 1);
+	msis = d.vm->msis;
+	/* A kick through the eventfd (what KVM does on the guest's write) runs the request. */
+	req(&d, 0, VIRTIO_BLK_T_IN, 0, DATA, 512, true);
+	CHECK(write(fk.kick_fd, &one, 8) == 8);
+	CHECK(drv_wait_used(&d, 0, 1));
+	CHECK_EQ_U64(status_of(&d, 0), 0);
+	/* The completion left by irqfd with the table's message, not through vm_msi. */
+	CHECK_EQ_U64(eventfd_take(fk.irq_fd), 1);
+	CHECK_EQ_U64(fk.irq_addr, 0xfee00000);
+	CHECK_EQ_U64(fk.irq_data, 0x51);
+	CHECK_EQ_U64(d.vm->msis, msis);
+	/* The guest reprograms the vector: the route follows. */
+	drv_mmio_write(&d, d.pdev->bar[1].addr + 24, 4, 0x52);
+	CHECK_EQ_U64(run1(&d, VIRTIO_BLK_T_IN, 0, DATA, 512, true), 0);
+	CHECK_EQ_U64(fk.irq_updates, 1);
+	CHECK_EQ_U64(fk.irq_data, 0x52);
+	/* Moving the BAR moves the kick. */
+	{
+		uint64_t old = d.pdev->bar[4].addr, moved = old + 0x100000;
+
+		drv_cfg_write(&d, 0x20, 4, (uint32_t)moved | 4);
+		CHECK_EQ_U64(fk.kick_assigned, 1);
+		CHECK_EQ_U64(d.pdev->bar[4].addr, moved);
+	}
+	drv_teardown(&d);
+	CHECK_EQ_U64(fk.kick_assigned, 0);
+	CHECK_EQ_U64(fk.irq_removed, 1);
+	evl_stop(loop);
+	pthread_join(th, NULL);
+	evl_destroy(loop);
+	drv_loop = NULL;
+	drv_notifiers = NULL;
 	unlink(disk);
 }

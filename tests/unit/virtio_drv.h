@@ -20,8 +20,10 @@
 #define DRV_RAM (64ULL << 20)
 #define DRV_QMAX 8
 
-/* The event loop the next drv_machine() hands its VM (NULL: none). */
+/* The event loop the next drv_machine() hands its VM (NULL: none), and the notifiers its
+ * PCI bus offers (NULL: none, the software CPU's case). */
 static struct event_loop *drv_loop;
+static const struct pci_notifiers *drv_notifiers;
 
 struct drv {
 	struct vm *vm;
@@ -78,6 +80,8 @@ static inline int drv_machine(struct drv *d, const char *device, const char *opt
 	d->vm->loop = drv_loop;
 	gm_create(&d->vm->gm, DRV_RAM);
 	pci_bus_create(d->vm, &d->bus);
+	if (drv_notifiers)
+		pci_bus_set_notifiers(d->bus, drv_notifiers);
 	cfg_set(cfg_root(), "pci.0.3.0.device", device);
 	node = cfg_find(cfg_root(), "pci.0.3.0");
 	if (m->legacy_parse && m->legacy_parse(node, opts, err, sizeof err) < 0)
