@@ -1,10 +1,10 @@
 /*
- * exec_fast.c: specialised handlers for the hottest integer forms of 64-bit code, chosen
- * before the generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores
- * with a 64-bit address in each addressing form (base+disp, index*scale+disp,
- * base+index*scale+disp, RIP+disp), register MOVZX/MOVSXD, and Jcc with a 64-bit target.
- * They do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, Jcc) with the
- * operand form fixed at decode time. Other forms, sizes and prefixes stay generic.
+ * exec_fast.c: specialised handlers for the hottest integer forms, chosen before the
+ * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
+ * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
+ * RIP+disp), 32/64-bit register MOV, MOVZX and MOVSXD, and Jcc with a 64-bit target. They
+ * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, Jcc) with the operand
+ * form fixed at decode time. Other forms, sizes and prefixes stay generic.
  */
 #include "exec.h"
 
@@ -61,6 +61,18 @@ static const emu_exec_fn fast_st[4][4] = {
 static const emu_exec_fn fast_sti[4][4] = {
 	FORMS(sti1), { NULL }, FORMS(sti4), FORMS(sti8),
 };
+
+static int exec_mov_rr8(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg];
+	return EMU_OK;
+}
+
+static int exec_mov_rr4(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	cpu->st.gpr[in->op[0].reg] = (uint32_t)cpu->st.gpr[in->op[1].reg];
+	return EMU_OK;
+}
 
 static int exec_movzx_rr1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -133,6 +145,8 @@ emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
 		return NULL;
 	switch (mnemonic) {
 	case ZYDIS_MNEMONIC_MOV:
+		if (gpr(o0) && gpr(o1) && o0->size == o1->size && (o0->size == 8 || o0->size == 4))
+			return o0->size == 8 ? exec_mov_rr8 : exec_mov_rr4;
 		if (gpr(o0) && (o0->size == 8 || o0->size == 4) &&
 		    (f = mem_form(in, o1)) != FORM_NONE && o1->size == o0->size)
 			return fast_ld[log2_size(o0->size)][f];
