@@ -1,9 +1,10 @@
 /*
  * soft_vm.c: the software-CPU accelerator's VM side: guest memory map (a sorted region
- * table plus flat page tables below 4 GiB for the interpreter's page lookups), the CPUID
- * set it runs (softcpu.md §3.7: AuthenticAMD family 15, no XSAVE/AVX/SSE3+), the local
- * APICs, IOAPIC, 8259 pair and 8254 PIT, ISA/PCI interrupt lines by GSI and xAPIC-format
- * MSIs. The TSC runs at accel_config.tsc_hz (1 GHz by default) from CLOCK_MONOTONIC.
+ * table plus flat page tables below 4 GiB, filled on first use, for the interpreter's page
+ * lookups), the CPUID set it runs (softcpu.md §3.7: AuthenticAMD family 15, no
+ * XSAVE/AVX/SSE3+), the local APICs, IOAPIC, 8259 pair and 8254 PIT, ISA/PCI interrupt
+ * lines by GSI and xAPIC-format MSIs. The TSC runs at accel_config.tsc_hz (1 GHz by
+ * default) from CLOCK_MONOTONIC.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,34 +33,54 @@ uint64_t soft_tsc(const struct accel *acc, uint64_t now)
 
 /* ---- memory ---- */
 
+/* The region holding the whole page at `page`, or NULL. */
+static const struct soft_region *find_region(struct accel *acc, uint64_t page)
+{
+	int n = atomic_load_explicit(&acc->nregions, memory_order_acquire);
+
+	for (int i = 0; i < n; i++) {
+		const struct soft_region *r = &acc->regions[i];
+
+		if (page >= r->gpa && page + 0x1000 <= r->gpa + r->size)
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * Pages below 4 GiB are looked up in the flat tables, which are filled on first use from
+ * the region table (regions are only added, all before the vCPUs run, and never removed, so
+ * a filled entry stays right; pages that are not RAM stay empty and are looked up again).
+ */
 uint8_t *soft_page(struct accel *acc, uint64_t gpa, bool write)
 {
-	int n;
+	uint64_t page = gpa & ~0xfffull;
+	const struct soft_region *r;
+	uint8_t *h;
 
 	if (gpa < (uint64_t)SOFT_LOW_PAGES << 12) {
 		uint8_t *_Atomic *t = write ? acc->wr_pages : acc->rd_pages;
 
-		return atomic_load_explicit(&t[gpa >> 12], memory_order_acquire);
+		h = atomic_load_explicit(&t[gpa >> 12], memory_order_acquire);
+		if (h)
+			return h;
 	}
-	n = atomic_load_explicit(&acc->nregions, memory_order_acquire);
-	for (int i = 0; i < n; i++) {
-		const struct soft_region *r = &acc->regions[i];
-		uint64_t page = gpa & ~0xfffull;
-
-		if (page >= r->gpa && page + 0x1000 <= r->gpa + r->size) {
-			if (write && r->readonly)
-				return NULL;
-			return r->host + (page - r->gpa);
-		}
+	r = find_region(acc, page);
+	if (!r)
+		return NULL;
+	h = r->host + (page - r->gpa);
+	if (gpa < (uint64_t)SOFT_LOW_PAGES << 12) {
+		atomic_store_explicit(&acc->rd_pages[gpa >> 12], h, memory_order_release);
+		if (!r->readonly)
+			atomic_store_explicit(&acc->wr_pages[gpa >> 12], h, memory_order_release);
 	}
-	return NULL;
+	return write && r->readonly ? NULL : h;
 }
 
 static int soft_map_memory(struct accel *acc, uint64_t gpa, uint64_t size, void *host,
 			   bool readonly)
 {
 	struct soft_region *r;
-	uint64_t first, end;
 	int n, i;
 
 	if (!size || gpa + size < gpa)
@@ -82,16 +103,6 @@ static int soft_map_memory(struct accel *acc, uint64_t gpa, uint64_t size, void 
 		acc->regions[i] = acc->regions[i - 1];
 	acc->regions[i] = (struct soft_region){ gpa, size, host, readonly };
 	atomic_store_explicit(&acc->nregions, n + 1, memory_order_release);
-	/* whole pages below 4 GiB go into the flat tables */
-	first = (gpa + 0xfff) >> 12;
-	end = (gpa + size) >> 12;
-	for (uint64_t p = first; p < end && p < SOFT_LOW_PAGES; p++) {
-		uint8_t *h = (uint8_t *)host + ((p << 12) - gpa);
-
-		atomic_store_explicit(&acc->rd_pages[p], h, memory_order_release);
-		atomic_store_explicit(&acc->wr_pages[p], readonly ? NULL : h,
-				      memory_order_release);
-	}
 	pthread_mutex_unlock(&acc->map_lock);
 	emu_machine_invalidate(acc->machine, gpa, size);
 	return 0;
