@@ -2,8 +2,9 @@
  * virtio_blk.c: virtio-blk (virtio 1.2 §5.2) on the virtio PCI transport, as bhyve's
  * `-s N,virtio-blk,PATH[,ro][,nocache][,direct][,sectorsize=L[/P]][,nodelete][,ser=ID]`.
  * Requests IN, OUT, FLUSH, GET_ID, DISCARD and WRITE_ZEROES go to the block backend's I/O
- * engine; completions write the used ring from the engine thread. One request queue; left
- * out: multiqueue, CONFIG_WCE (always write-back with FLUSH), secure erase, zoned devices.
+ * engine; completions write the used ring from the engine thread. One request queue per
+ * vCPU up to four (VIRTIO_BLK_F_MQ). Left out: CONFIG_WCE (always write-back with FLUSH),
+ * secure erase, zoned devices.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "vmm/vm.h"
 
 #define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_MQ 12
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
 #define VIRTIO_BLK_F_FLUSH 9
@@ -29,6 +31,7 @@
 #define VIRTIO_BLK_WZ_UNMAP 1u
 
 #define VBLK_QUEUE_SIZE 256
+#define VBLK_MAX_QUEUES 4
 #define VBLK_HDR 16
 #define VBLK_SECTOR 512
 #define VBLK_MAX_DELETE_SECTORS (1u << 22)
@@ -57,6 +60,7 @@ struct vblk_req {
 	uint32_t used_len;
 	uint8_t *status;
 	struct vblk_req *next_free;
+	unsigned q;			/* the request queue it came from */
 	struct virtq_chain chain;
 };
 
@@ -65,9 +69,10 @@ struct vblk {
 	struct blk_backend *backend;
 	uint64_t capacity;		/* 512-byte sectors */
 	char ident[VIRTIO_BLK_ID_BYTES];
-	struct vblk_req *reqs;		/* VBLK_QUEUE_SIZE of them */
-	struct vblk_req *free;		/* under vd.lock */
-	bool starved;			/* a notify found no free request (under vd.lock) */
+	unsigned nq;
+	struct vblk_req *reqs;		/* VBLK_QUEUE_SIZE per queue */
+	struct vblk_req *free[VBLK_MAX_QUEUES];	/* under vd.lock */
+	bool starved[VBLK_MAX_QUEUES];	/* a notify found no free request (under vd.lock) */
 };
 
 /* ---- iovec helpers ---- */
@@ -130,11 +135,11 @@ static void vblk_finish(struct vblk *dev, struct vblk_req *r, uint8_t status)
 		if (r->used_len > 1)
 			for (unsigned i = c->nout; i < (unsigned)c->nout + c->nin; i++)
 				gm_ptr(vm_mem(dev->vd.pdev->vm), c->gpa[i], c->iov[i].iov_len, true);
-		virtq_push(&dev->vd.queues[0].vq, c->head, r->used_len);
-		virtio_queue_interrupt(&dev->vd, 0);
+		virtq_push(&dev->vd.queues[r->q].vq, c->head, r->used_len);
+		virtio_queue_interrupt(&dev->vd, r->q);
 	}
-	r->next_free = dev->free;
-	dev->free = r;
+	r->next_free = dev->free[r->q];
+	dev->free[r->q] = r;
 }
 
 static void vblk_notify(struct virtio_dev *vd, unsigned q);
@@ -154,11 +159,11 @@ static void vblk_io_done(struct blk_req *io, int64_t result)
 		r->used_len = 1;
 	pthread_mutex_lock(&dev->vd.lock);
 	vblk_finish(dev, r, status);
-	again = dev->starved;
-	dev->starved = false;
+	again = dev->starved[r->q];
+	dev->starved[r->q] = false;
 	pthread_mutex_unlock(&dev->vd.lock);
 	if (again)
-		vblk_notify(&dev->vd, 0);
+		vblk_notify(&dev->vd, r->q);
 }
 
 /* ---- request parsing ---- */
@@ -273,18 +278,18 @@ static void vblk_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct vblk *dev = vd->priv;
 	struct blk_req *batch[VBLK_QUEUE_SIZE];
-	struct virtq *vq = &vd->queues[0].vq;
+	struct virtq *vq = &vd->queues[q].vq;
 	int n = 0, taken;
 
 	pthread_mutex_lock(&vd->lock);
 	for (;;) {
-		struct vblk_req *r = dev->free;
+		struct vblk_req *r = dev->free[q];
 		int ret;
 
 		if (!virtio_running(vd))
 			break;
 		if (!r) {
-			dev->starved = true;	/* the next completion pops again */
+			dev->starved[q] = true;	/* the next completion pops again */
 			break;
 		}
 		ret = virtq_pop(vq, &r->chain);
@@ -297,12 +302,12 @@ static void vblk_notify(struct virtio_dev *vd, unsigned q)
 			virtio_needs_reset(vd, vq->why);
 			break;
 		}
-		dev->free = r->next_free;
+		dev->free[q] = r->next_free;
 		r->epoch = vd->epoch;
 		ret = vblk_parse(dev, r);
 		if (ret < 0) {
-			r->next_free = dev->free;
-			dev->free = r;
+			r->next_free = dev->free[q];
+			dev->free[q] = r;
 			virtq_set_broken(vq, "request without header or status byte");
 			virtio_needs_reset(vd, vq->why);
 			break;
@@ -426,7 +431,9 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 	dev = calloc(1, sizeof *dev);
 	if (!dev)
 		return vblk_fail(pdev, -ENOMEM, "out of memory");
-	dev->reqs = calloc(VBLK_QUEUE_SIZE, sizeof *dev->reqs);
+	dev->nq = vm_ncpus(vm) < 1 ? 1 : vm_ncpus(vm) > VBLK_MAX_QUEUES ? VBLK_MAX_QUEUES
+									: (unsigned)vm_ncpus(vm);
+	dev->reqs = calloc((size_t)VBLK_QUEUE_SIZE * dev->nq, sizeof *dev->reqs);
 	if (!dev->reqs) {
 		free(dev);
 		return vblk_fail(pdev, -ENOMEM, "out of memory");
@@ -437,10 +444,13 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 		free(dev);
 		return vblk_fail(pdev, ret, err);
 	}
-	for (int i = 0; i < VBLK_QUEUE_SIZE; i++) {
-		dev->reqs[i].dev = dev;
-		dev->reqs[i].next_free = dev->free;
-		dev->free = &dev->reqs[i];
+	for (unsigned i = 0; i < VBLK_QUEUE_SIZE * dev->nq; i++) {
+		struct vblk_req *r = &dev->reqs[i];
+
+		r->dev = dev;
+		r->q = i / VBLK_QUEUE_SIZE;
+		r->next_free = dev->free[r->q];
+		dev->free[r->q] = r;
 	}
 	dev->capacity = blk_size(dev->backend) / VBLK_SECTOR;
 	if (ser)
@@ -452,6 +462,9 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 		     (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_TOPOLOGY);
 	if (blk_readonly(dev->backend))
 		p.features |= 1ULL << VIRTIO_BLK_F_RO;
+	if (dev->nq > 1)
+		p.features |= 1ULL << VIRTIO_BLK_F_MQ;
+	p.nqueues = dev->nq;
 	if (blk_can_delete(dev->backend))
 		p.features |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
 	ret = virtio_pci_init(&dev->vd, pdev, &vblk_ops, &p, dev);
@@ -461,7 +474,6 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 		free(dev);
 		return vblk_fail(pdev, ret, "cannot set up the PCI function");
 	}
-	(void)vm;
 	cfg = dev->vd.config;
 	vblk_put(cfg, VBC_CAPACITY, dev->capacity, 8);
 	vblk_put(cfg, VBC_SEG_MAX, VBLK_QUEUE_SIZE - 2, 4);
@@ -470,7 +482,7 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 						   blk_logical_size(dev->backend));
 	vblk_put(cfg, VBC_MIN_IO, blk_physical_size(dev->backend) / blk_logical_size(dev->backend),
 		 2);
-	vblk_put(cfg, VBC_NUM_QUEUES, 1, 2);
+	vblk_put(cfg, VBC_NUM_QUEUES, dev->nq, 2);
 	vblk_put(cfg, VBC_MAX_DISCARD_SECTORS, VBLK_MAX_DELETE_SECTORS, 4);
 	vblk_put(cfg, VBC_MAX_DISCARD_SEG, 1, 4);
 	vblk_put(cfg, VBC_DISCARD_ALIGN, blk_physical_size(dev->backend) / VBLK_SECTOR, 4);

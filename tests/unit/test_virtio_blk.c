@@ -499,3 +499,41 @@ TEST(vblk_ioeventfd_and_irqfd)
 	drv_notifiers = NULL;
 	unlink(disk);
 }
+
+TEST(vblk_multiqueue)
+{
+	struct drv d;
+	uint16_t head;
+
+	drv_ncpus = 8;	/* four queues at most */
+	CHECK_EQ_U64(drv_machine(&d, "virtio-blk", make_disk()), 0);
+	drv_ncpus = 1;
+	CHECK(drv_modern_init(&d, 1ULL << 12, 4));
+	CHECK_EQ_U64(drv_mmio_read(&d, d.common + 0x12, 2), 4);
+	CHECK_EQ_U64(drv_mmio_read(&d, d.device + 0x22, 2), 4);
+	drv_mmio_write(&d, d.common + 0x08, 4, 0);
+	CHECK(drv_mmio_read(&d, d.common + 0x0c, 4) & (1u << 12));
+	/* A request on queue 3 completes on queue 3 only. */
+	{
+		uint8_t hdr[16] = { 0 }, ff = 0xff;
+		struct drv_buf b[3] = { { HDR, 16, false }, { DATA, 512, true },
+					{ STATUS, 1, true } };
+
+		gm_write(d.vm->gm, HDR, hdr, 16);
+		gm_write(d.vm->gm, STATUS, &ff, 1);
+		head = drv_add(&d, 3, b, 3);
+		drv_kick(&d, 3);
+		CHECK(drv_wait_used(&d, 3, 1));
+		CHECK_EQ_U64(status_of(&d, 0), 0);
+		CHECK_EQ_U64(drv_used_idx(&d, 0), 0);
+		{
+			uint32_t id, len;
+
+			drv_used_elem(&d, 3, 0, &id, &len);
+			CHECK_EQ_U64(id, head);
+			CHECK_EQ_U64(len, 513);
+		}
+	}
+	drv_teardown(&d);
+	unlink(disk);
+}

@@ -24,6 +24,7 @@
  * PCI bus offers (NULL: none, the software CPU's case). */
 static struct event_loop *drv_loop;
 static const struct pci_notifiers *drv_notifiers;
+static int drv_ncpus = 1;	/* vCPUs the next machine reports */
 
 struct drv {
 	struct vm *vm;
@@ -78,6 +79,7 @@ static inline int drv_machine(struct drv *d, const char *device, const char *opt
 	cfg_reset();
 	d->vm = fake_vm_new();
 	d->vm->loop = drv_loop;
+	d->vm->ncpus = drv_ncpus;
 	gm_create(&d->vm->gm, DRV_RAM);
 	pci_bus_create(d->vm, &d->bus);
 	if (drv_notifiers)
