@@ -250,12 +250,14 @@ static inline bool event_due(const struct emu_cpu *cpu, uint32_t ev)
  */
 static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t limit)
 {
-	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next, count = cpu->insn_count;
+	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next, count = cpu->insn_count, t_rip;
 	const struct emu_insn *in, *start, *end;
+	struct emu_core *core = emu_core(cpu);
 	uint32_t ev;
 	int r;
 
 	for (;;) {
+		t_rip = rip;
 		in = start = t->insn;
 		end = in + (t->n < limit - count ? t->n : limit - count);
 		for (;;) {
@@ -275,6 +277,16 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 		if (count >= limit || (ev && event_due(cpu, ev)) ||
 		    (cpu->st.rflags & EMU_TF) || cpu->st.interrupt_shadow)
 			break;
+		/*
+		 * A loop back to this trace's start runs it again without the lookup: nothing
+		 * changed the code mapping (a system instruction or event clears fetch_valid)
+		 * and the code is unchanged (same generation).
+		 */
+		if (cpu->st.rip == t_rip && core->fetch_valid &&
+		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed)) {
+			rip = t_rip;
+			continue;
+		}
 		t = emu_trace_fast(cpu);
 		if (!t)
 			break;
