@@ -208,24 +208,26 @@ static inline void emu_fast_refresh(struct emu_cpu *cpu)
 			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);
 }
 
-static inline uint8_t *emu_fast_ptr(struct emu_cpu *cpu, int sreg, uint64_t off, unsigned size,
-				    bool write, const struct emu_tlb_entry **ep)
+/* The TLB entry for a fast access at `off` (linear address in *lin), or NULL. */
+static inline const struct emu_tlb_entry *emu_fast_entry(struct emu_cpu *cpu, int sreg,
+							 uint64_t off, unsigned size,
+							 bool write, uint64_t *lin)
 {
 	const struct emu_tlb_entry *e;
-	uint64_t lin;
+	uint64_t l;
 	uint32_t need = write ? cpu->fast_need_w : cpu->fast_need_r;
 
 	if (!cpu->fast64 || (size & (size - 1)) || size > 8)
 		return NULL;
-	lin = off + (sreg >= EMU_FS ? cpu->st.seg[sreg].base : 0);
-	if ((lin & 0xfff) + size > 4096)
+	l = off + (sreg >= EMU_FS ? cpu->st.seg[sreg].base : 0);
+	if ((l & 0xfff) + size > 4096)
 		return NULL;
-	e = &cpu->sys.tlb[(lin >> 12) % EMU_TLB_SIZE];
+	e = &cpu->sys.tlb[(l >> 12) % EMU_TLB_SIZE];
 	/* EMU_TLB_HOST (reads) and EMU_TLB_HOSTW (writes) in `need` mean host is set */
-	if (e->tag != ((lin & ~0xfffull) | 1) || (e->perm & need) != need)
+	if (e->tag != ((l & ~0xfffull) | 1) || (e->perm & need) != need)
 		return NULL;
-	*ep = e;
-	return e->host + (lin & 0xfff);
+	*lin = l;
+	return e;
 }
 
 static inline uint64_t emu_load_n(const uint8_t *p, unsigned size)
@@ -296,36 +298,42 @@ static inline int emu_mwrite(struct emu_cpu *cpu, int sreg, uint64_t off, const 
 	return r;
 }
 
-/* Segment-relative read/write of 1, 2, 4 or 8 bytes (value little-endian in *v). */
-static inline __attribute__((always_inline)) int emu_rd(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v,
-			 unsigned size)
-{
-	const struct emu_tlb_entry *e;
-	const uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, false, &e);
+/* The slow halves of emu_rd/emu_wr (run.c), out of line so that the fast ones need no
+ * stack frame. */
+int emu_rd_slow(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v, unsigned size);
+int emu_wr_slow(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v, unsigned size);
 
-	if (__builtin_expect(p != NULL, 1)) {
-		*v = emu_load_n(p, size);
+/* Segment-relative read/write of 1, 2, 4 or 8 bytes (value little-endian in *v). */
+static inline __attribute__((always_inline)) int emu_rd(struct emu_cpu *cpu, int sreg,
+							 uint64_t off, uint64_t *v,
+							 unsigned size)
+{
+	uint64_t lin;
+	const struct emu_tlb_entry *e = emu_fast_entry(cpu, sreg, off, size, false, &lin);
+
+	if (__builtin_expect(e != NULL, 1)) {
+		*v = emu_load_n(e->host + (lin & 0xfff), size);
 		return 0;
 	}
-	*v = 0;
-	return emu_mread(cpu, sreg, off, v, size);
+	return emu_rd_slow(cpu, sreg, off, v, size);
 }
 
-static inline __attribute__((always_inline)) int emu_wr(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v,
-			 unsigned size)
+static inline __attribute__((always_inline)) int emu_wr(struct emu_cpu *cpu, int sreg,
+							 uint64_t off, uint64_t v,
+							 unsigned size)
 {
-	const struct emu_tlb_entry *e;
-	uint8_t *p = emu_fast_ptr(cpu, sreg, off, size, true, &e);
+	uint64_t lin;
+	const struct emu_tlb_entry *e = emu_fast_entry(cpu, sreg, off, size, true, &lin);
 
-	if (__builtin_expect(p != NULL, 1)) {
-		emu_store_n(p, v, size);
+	if (__builtin_expect(e != NULL, 1)) {
+		emu_store_n(e->host + (lin & 0xfff), v, size);
 		if (atomic_load_explicit(&e->code->lines, memory_order_relaxed)) {
-			emu_smc_hit(cpu->machine, e->gpa | (p - e->host), size);
+			emu_smc_hit(cpu->machine, e->gpa | (lin & 0xfff), size);
 			cpu->brk = true;
 		}
 		return 0;
 	}
-	return emu_mwrite(cpu, sreg, off, &v, size);
+	return emu_wr_slow(cpu, sreg, off, v, size);
 }
 
 /* Fast operand access (inlined); the EMU_OPK_* switch folds away in specialised handlers. */

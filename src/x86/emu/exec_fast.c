@@ -17,16 +17,30 @@ enum { FORM_B, FORM_I, FORM_BI, FORM_R, FORM_NONE };
 /* Core handlers run with st.rip at the next instruction, the base of RIP+disp. */
 #define EA_R(cpu, op) ((cpu)->st.rip + (uint64_t)(op)->disp)
 
+/* A load the TLB fast path did not serve; the register changes only when it succeeds. */
+static __attribute__((noinline)) int load_slow(struct emu_cpu *cpu, int sreg, uint64_t off,
+					       unsigned size, uint64_t *dst)
+{
+	uint64_t v;
+	int r = emu_rd_slow(cpu, sreg, off, &v, size);
+
+	if (!r)
+		*dst = v;
+	return r;
+}
+
 #define DEF_LOAD(name, F, SZ)                                                            \
 	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \
 	{                                                                                \
 		const struct emu_operand *op = &in->op[1];                               \
-		uint64_t v;                                                              \
-		int r = emu_rd(cpu, op->seg, EA_##F(cpu, op), &v, SZ);                   \
-		if (r)                                                                   \
-			return r;                                                        \
-		cpu->st.gpr[in->op[0].reg] = v;                                          \
-		return EMU_OK;                                                           \
+		uint64_t off = EA_##F(cpu, op), lin;                                     \
+		const struct emu_tlb_entry *e =                                          \
+			emu_fast_entry(cpu, op->seg, off, SZ, false, &lin);              \
+		if (__builtin_expect(e != NULL, 1)) {                                    \
+			cpu->st.gpr[in->op[0].reg] = emu_load_n(e->host + (lin & 0xfff), SZ); \
+			return EMU_OK;                                                   \
+		}                                                                        \
+		return load_slow(cpu, op->seg, off, SZ, &cpu->st.gpr[in->op[0].reg]);    \
 	}
 #define DEF_STORE(name, F, SZ, VAL)                                                      \
 	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \

@@ -154,6 +154,17 @@ int emu_op_write(struct emu_cpu *cpu, const struct emu_insn *in, int idx, uint64
 	}
 }
 
+int emu_rd_slow(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t *v, unsigned size)
+{
+	*v = 0;
+	return emu_mread(cpu, sreg, off, v, size);
+}
+
+int emu_wr_slow(struct emu_cpu *cpu, int sreg, uint64_t off, uint64_t v, unsigned size)
+{
+	return emu_mwrite(cpu, sreg, off, &v, size);
+}
+
 int emu_push(struct emu_cpu *cpu, uint64_t val, unsigned size)
 {
 	uint64_t m = emu_size_mask(cpu->stack_size);
