@@ -6,6 +6,7 @@
  * Limits: one callback per fd, no timers of its own (devices use timerfd through evl_add_fd).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ struct event_loop {
 	struct evl_watch *live;
 	struct evl_watch *graveyard;
 	/* stop flag set by evl_stop; read and cleared by evl_run */
-	volatile int stopping;
+	atomic_int stopping;	/* set by evl_stop from any thread or a signal handler */
 };
 
 int evl_create(struct event_loop **out)

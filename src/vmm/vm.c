@@ -260,6 +260,28 @@ static int vm_add_pci_device(struct vm *vm, struct cfg_node *fn, int b, int s, i
 	return 0;
 }
 
+/* The accelerator's notifiers as devices see them (opaque is the struct accel). */
+static int vm_ioeventfd(void *opaque, bool mmio, uint64_t addr, unsigned len, int fd,
+			bool assign)
+{
+	return accel_ioeventfd(opaque, mmio, addr, len, fd, assign);
+}
+
+static int vm_irqfd_msi(void *opaque, int fd, uint64_t addr, uint32_t data)
+{
+	return accel_irqfd_msi(opaque, fd, addr, data);
+}
+
+static int vm_irqfd_update(void *opaque, int handle, uint64_t addr, uint32_t data)
+{
+	return accel_irqfd_update(opaque, handle, addr, data);
+}
+
+static int vm_irqfd_remove(void *opaque, int fd, int handle)
+{
+	return accel_irqfd_remove(opaque, fd, handle);
+}
+
 /* One device per pci.B.S.F node (bus 0-255, slot 0-31, function 0-7). */
 static int vm_create_pci(struct cfg_node *root, struct vm *vm)
 {
@@ -268,6 +290,18 @@ static int vm_create_pci(struct cfg_node *root, struct vm *vm)
 
 	if (ret)
 		return vm_fail(ret, "cannot create the PCI bus: %s", strerror(-ret));
+	/* Under KVM, queue kicks and interrupts bypass the vCPU exit path (design.md rule 7);
+	 * the software CPU keeps the direct calls. */
+	if (accel_kind(vm->accel) == ACCEL_KVM) {
+		vm->pci_notifiers = (struct pci_notifiers){
+			.opaque = vm->accel,
+			.ioeventfd = vm_ioeventfd,
+			.irqfd_msi = vm_irqfd_msi,
+			.irqfd_update = vm_irqfd_update,
+			.irqfd_remove = vm_irqfd_remove,
+		};
+		pci_bus_set_notifiers(vm->pci, &vm->pci_notifiers);
+	}
 	for (struct cfg_node *bn = pci ? cfg_first_child(pci) : NULL; bn;
 	     bn = cfg_next_sibling(bn)) {
 		int b = vm_node_number(bn, 255);

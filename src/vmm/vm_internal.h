@@ -12,6 +12,7 @@
 
 #include "accel/accel.h"
 #include "loader/loader.h"
+#include "pci/pci.h"
 #include "vmm/vm.h"
 #include "x86/cpuid.h"
 
@@ -40,6 +41,7 @@ struct vm {
 	struct accel_io_ops io_ops;
 	struct platform *platform;
 	struct pci_bus *pci;
+	struct pci_notifiers pci_notifiers;	/* KVM's ioeventfd/irqfd for devices */
 
 	struct boot_cpu_state bsp;
 	struct accel_cpuid_entry supported[ACCEL_CPUID_MAX_ENTRIES];
