@@ -10,7 +10,7 @@
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
 # Every engine is first run once under `timeout` to check that it finishes with the expected
 # exit status (and, for intbench, the native checksum); one that does not is reported and
-# left out of the timings. BENCH_PARTS="startup throughput" picks the sections.
+# left out of the timings. BENCH_PARTS="startup throughput blk" picks the sections.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${BUILD:-build}
@@ -21,7 +21,7 @@ iter1=${BENCH_ITER1:-10}
 iter2=${BENCH_ITER2:-210}
 limit=${BENCH_TIMEOUT:-300}
 qemu=${QEMU:-qemu-system-x86_64}
-parts=${BENCH_PARTS:-startup throughput}
+parts=${BENCH_PARTS:-startup throughput blk}
 
 # Instructions per iteration of workload_iter (bench/guest/workload.c as built by
 # bench/guest/Makefile with gcc 12.2, Debian 12), from the difference of two native runs:
@@ -227,5 +227,10 @@ echo "|---|---|---|"
 	echo "| qemu-tcg / native | $(ratio "${mips[qemu-tcg]}" "${mips[native]}") | |"
 [ -n "${mips[khyve-kvm]:-}" ] && [ -n "${mips[native]:-}" ] &&
 	echo "| khyve-kvm / native | $(ratio "${mips[khyve-kvm]}" "${mips[native]}") | |"
+fi
+
+if want_part blk; then
+	echo
+	BUILD=$build bench/blk.sh
 fi
 exit 0
