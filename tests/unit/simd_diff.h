@@ -112,7 +112,10 @@ static int sd_ack(void *o)
 }
 
 /* CPUID leaf 1 ECX the fake bus offers (tests turn bits off to see #UD). */
-static uint32_t sd_ecx1 = 1u << 0 | 1u << 9 | 1u << 13;	/* SSE3 SSSE3 CX16 */
+/* SSE3 PCLMULQDQ SSSE3 CX16 SSE4.1 SSE4.2 POPCNT AES */
+#define SD_ECX1_ALL (1u << 0 | 1u << 1 | 1u << 9 | 1u << 13 | 1u << 19 | 1u << 20 | 1u << 23 | \
+		     1u << 25)
+static uint32_t sd_ecx1 = SD_ECX1_ALL;
 
 static void sd_cpuid(void *o, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {

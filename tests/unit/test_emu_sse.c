@@ -1,12 +1,14 @@
 /*
  * test_emu_sse.c: differential tests of the interpreter's MMX, SSE, SSE2, SSE3 and SSSE3
- * instructions against the host CPU (harness in simd_diff.h). The forms are every legacy
+ * instructions (and SSE4.1/4.2, AES, PCLMULQDQ where the host has them) against the host
+ * CPU (harness in simd_diff.h). The forms are every legacy
  * encoding Zydis decodes as one of those extensions under no/66/F2/F3 prefixes in the 0F,
  * 0F 38 and 0F 3A maps, in register and [RBX+disp8] memory forms, with and without REX.W and
  * high registers; each runs on random and boundary lanes (zeros, denormals, infinities,
  * QNaN/SNaN, integer limits) under every rounding mode, FTZ/DAZ and unmasked exceptions.
  * Also CMPXCHG16B, the alignment #GP and the #UD/#NM rules of CR0/CR4.
  */
+#include <cpuid.h>
 #include "simd_diff.h"
 
 static bool sse_skip(ZydisMnemonic m)
@@ -26,10 +28,22 @@ static bool sse_skip(ZydisMnemonic m)
 	}
 }
 
+/* The sets under test; SSE4.1/4.2, AES and PCLMULQDQ only where the host has them. */
 static bool sse_ext(ZydisISAExt e)
 {
-	return e == ZYDIS_ISA_EXT_MMX || e == ZYDIS_ISA_EXT_SSE || e == ZYDIS_ISA_EXT_SSE2 ||
-	       e == ZYDIS_ISA_EXT_SSE3 || e == ZYDIS_ISA_EXT_SSSE3;
+	unsigned a = 0, b = 0, c = 0, d = 0;
+
+	if (e == ZYDIS_ISA_EXT_MMX || e == ZYDIS_ISA_EXT_SSE || e == ZYDIS_ISA_EXT_SSE2 ||
+	    e == ZYDIS_ISA_EXT_SSE3 || e == ZYDIS_ISA_EXT_SSSE3)
+		return true;
+	__get_cpuid(1, &a, &b, &c, &d);
+	if (e == ZYDIS_ISA_EXT_SSE4)
+		return (c & (3u << 19)) == (3u << 19);
+	if (e == ZYDIS_ISA_EXT_AES)
+		return c & (1u << 25);
+	if (e == ZYDIS_ISA_EXT_PCLMULQDQ)
+		return c & (1u << 1);
+	return false;
 }
 
 /* Lane width for the random start: from the mnemonic's last letters (ps/ss: 4, pd/sd: 8). */
@@ -180,6 +194,8 @@ TEST(sse_ud_when_not_offered)
 	static const uint8_t cx16[] = { 0x48, 0x0f, 0xc7, 0x0b };
 	static const uint8_t pshufb[] = { 0x66, 0x0f, 0x38, 0x00, 0xc1 };
 	static const uint8_t haddps[] = { 0xf2, 0x0f, 0x7c, 0xc1 };
+	static const uint8_t ptest[] = { 0x66, 0x0f, 0x38, 0x17, 0xc1 };
+	static const uint8_t aesenc[] = { 0x66, 0x0f, 0x38, 0xdc, 0xc1 };
 	struct sd_regs r;
 
 	sd_init();
@@ -192,7 +208,9 @@ TEST(sse_ud_when_not_offered)
 	CHECK_EQ_U64(sd_emu(cx16, sizeof cx16, &r), 1 + 6);
 	CHECK_EQ_U64(sd_emu(pshufb, sizeof pshufb, &r), 1 + 6);
 	CHECK_EQ_U64(sd_emu(haddps, sizeof haddps, &r), 1 + 6);
-	sd_ecx1 = 1u << 0 | 1u << 9 | 1u << 13;
+	CHECK_EQ_U64(sd_emu(ptest, sizeof ptest, &r), 1 + 6);
+	CHECK_EQ_U64(sd_emu(aesenc, sizeof aesenc, &r), 1 + 6);
+	sd_ecx1 = SD_ECX1_ALL;
 	emu_cpu_destroy(sd_cpu);
 	emu_machine_destroy(sd_machine);
 	sd_machine = emu_machine_create();

@@ -1,19 +1,21 @@
 /*
  * sse_native.c: x87, MMX, SSE, SSE2, SSE3 and SSSE3 instructions (SDM Vol. 1 ch. 8-12,
- * Vol. 2) executed on the host's own units, so results, flags and exception bits are bit for
- * bit what an x86 CPU gives. At decode time each form is rewritten into a native template
- * (the guest's bytes with segment/address-size prefixes dropped and any memory operand turned
- * into [reg] on a host buffer) kept in an executable arena; at run time the guest's FXSAVE
- * image, GPRs and arithmetic flags are loaded, the template runs, and the state comes back.
+ * Vol. 2), and SSE4.1/4.2, POPCNT, AES and PCLMULQDQ when the guest's CPUID offers them
+ * (#UD for any set it does not offer), executed on the host's own units so that results, flags and
+ * exception bits are bit for bit an x86 CPU's. At decode time each form is rewritten into a
+ * native template (the guest's bytes without segment/address-size prefixes, any memory
+ * operand turned into [reg] on a host buffer) in an executable arena; at run time the
+ * guest's state (FXSAVE image, or only MXCSR and XMMs for pure SSE forms), GPRs and
+ * arithmetic flags are loaded, the template runs, and the state comes back.
  * SSE runs under the guest's MXCSR: an unmasked exception traps on the host (SIGFPE, caught
- * here only for faults inside the template arena) and becomes #XM (or #UD without
+ * here only for faults inside the template arena) and becomes #XM (#UD without
  * CR4.OSXMMEXCPT) with the trap's MXCSR and the destination unchanged. x87 runs under the
- * guest's FCW (the host only traps at a waiting instruction, and none runs before the state
- * is saved); pending
- * x87 exceptions raise #MF at the next waiting instruction (FERR# with CR0.NE=0 is not
- * modelled: the vCPU stops). MASKMOVQ/MASKMOVDQU read and write back all 8/16 bytes at
- * [rDI] (the selected ones changed). Left out: forms naming RSP as a register.
+ * guest's FCW (the host traps only at a waiting instruction, and none runs before the state
+ * is saved); pending x87 exceptions raise #MF at the next waiting instruction (FERR# with
+ * CR0.NE=0 is not modelled: the vCPU stops). MASKMOVQ/MASKMOVDQU read and write back all
+ * 8/16 bytes at [rDI]. Left out: forms naming RSP as a register. CMPXCHG16B is here too.
  */
+#include <cpuid.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -504,7 +506,8 @@ static bool simd_mem_unaligned_ok(unsigned m)
 {
 	switch (m) {
 	case ZYDIS_MNEMONIC_MOVUPS: case ZYDIS_MNEMONIC_MOVUPD: case ZYDIS_MNEMONIC_MOVDQU:
-	case ZYDIS_MNEMONIC_LDDQU:
+	case ZYDIS_MNEMONIC_LDDQU: case ZYDIS_MNEMONIC_PCMPESTRI: case ZYDIS_MNEMONIC_PCMPESTRM:
+	case ZYDIS_MNEMONIC_PCMPISTRI: case ZYDIS_MNEMONIC_PCMPISTRM:
 		return true;
 	default:
 		return false;
@@ -512,23 +515,46 @@ static bool simd_mem_unaligned_ok(unsigned m)
 }
 
 /* Does CPUID offer this extension (leaf 1 EDX/ECX)? */
-static bool simd_offered(struct emu_cpu *cpu, ZydisISAExt ext)
+/* CPUID.1 register (2 = ECX, 3 = EDX) and bit of an extension; false for other sets. */
+static bool simd_feature_bit(const ZydisDecodedInstruction *zi, unsigned *reg, unsigned *bit)
+{
+	switch (zi->meta.isa_ext) {
+	case ZYDIS_ISA_EXT_MMX: *reg = 3, *bit = 23; return true;
+	case ZYDIS_ISA_EXT_SSE: *reg = 3, *bit = 25; return true;
+	case ZYDIS_ISA_EXT_SSE2: *reg = 3, *bit = 26; return true;
+	case ZYDIS_ISA_EXT_SSE3: *reg = 2, *bit = 0; return true;
+	case ZYDIS_ISA_EXT_SSSE3: *reg = 2, *bit = 9; return true;
+	case ZYDIS_ISA_EXT_SSE4:	/* Zydis files POPCNT here too */
+		*reg = 2;
+		*bit = zi->meta.isa_set == ZYDIS_ISA_SET_SSE42	  ? 20
+		       : zi->meta.isa_set == ZYDIS_ISA_SET_POPCNT ? 23
+								  : 19;
+		return true;
+	case ZYDIS_ISA_EXT_AES: *reg = 2, *bit = 25; return true;
+	case ZYDIS_ISA_EXT_PCLMULQDQ: *reg = 2, *bit = 1; return true;
+	default: return false;
+	}
+}
+
+/* Does the guest's CPUID offer the instruction's extension? */
+static bool simd_offered(struct emu_cpu *cpu, unsigned reg, unsigned bit)
 {
 	uint32_t o[4] = { 0, 0, 0, 0 };
 
-	if (ext == ZYDIS_ISA_EXT_X87)
-		return true;	/* an FPU is part of every CPU this emulates */
 	if (!cpu->bus.cpuid)
 		return true;
 	cpu->bus.cpuid(cpu->bus.opaque, 1, 0, o);
-	switch (ext) {
-	case ZYDIS_ISA_EXT_MMX: return o[3] & (1u << 23);
-	case ZYDIS_ISA_EXT_SSE: return o[3] & (1u << 25);
-	case ZYDIS_ISA_EXT_SSE2: return o[3] & (1u << 26);
-	case ZYDIS_ISA_EXT_SSE3: return o[2] & (1u << 0);
-	case ZYDIS_ISA_EXT_SSSE3: return o[2] & (1u << 9);
-	default: return false;
-	}
+	return o[reg] >> bit & 1;
+}
+
+/* Does the host have it (the sets past SSSE3 are not in every x86-64)? */
+static bool simd_host_has(unsigned reg, unsigned bit)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return false;
+	return (reg == 2 ? c : d) >> bit & 1;
 }
 
 static bool simd_cx16_offered(struct emu_cpu *cpu)
@@ -553,21 +579,22 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	ZydisISAExt ext = zi->meta.isa_ext;
 	struct simd_form f;
 	uint32_t used = 1u << EMU_RSP | 1u << EMU_RBP | 1u << EMU_R12 | 1u << EMU_R13;
-	unsigned n = 0, kind, opc;
+	unsigned n = 0, kind, opc, freg = 0, fbit = 0;
 	int mem = -1;
 	bool implicit_mem = false;
 
 	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
 		return simd_cx16_offered(cpu) ? exec_cmpxchg16b : emu_exec_ud;
-	if (ext != ZYDIS_ISA_EXT_X87 && ext != ZYDIS_ISA_EXT_MMX && ext != ZYDIS_ISA_EXT_SSE &&
-	    ext != ZYDIS_ISA_EXT_SSE2 && ext != ZYDIS_ISA_EXT_SSE3 && ext != ZYDIS_ISA_EXT_SSSE3)
+	if (ext != ZYDIS_ISA_EXT_X87 && !simd_feature_bit(zi, &freg, &fbit))
 		return NULL;
 	if (simd_excluded(zi->mnemonic))
 		return NULL;
 	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
 		return NULL;
-	if (!simd_offered(cpu, ext))
+	if (ext != ZYDIS_ISA_EXT_X87 && !simd_offered(cpu, freg, fbit))
 		return emu_exec_ud;
+	if (ext != ZYDIS_ISA_EXT_X87 && !simd_host_has(freg, fbit))
+		return exec_unsupported_form;
 	kind = ext == ZYDIS_ISA_EXT_X87 ? K_X87 : K_SSE;
 	memset(&f, 0, sizeof(f));
 	f.mem = 0xff;
