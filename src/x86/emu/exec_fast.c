@@ -2,9 +2,10 @@
  * exec_fast.c: specialised handlers for the hottest integer forms, chosen before the
  * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
  * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
- * RIP+disp), 32/64-bit register MOV, MOVZX and MOVSXD, and Jcc with a 64-bit target. They
- * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, Jcc) with the operand
- * form fixed at decode time. Other forms, sizes and prefixes stay generic.
+ * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant, and
+ * Jcc with a 64-bit target. They do what the generic handlers do (SDM Vol. 2 MOV, MOVZX,
+ * MOVSXD, NEG, SAL/SAR/SHL/SHR, Jcc) with the operand form fixed at decode time. Other
+ * forms, sizes and prefixes stay generic.
  */
 #include "exec.h"
 
@@ -106,6 +107,55 @@ static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 	return EMU_OK;
 }
 
+/*
+ * SHL/SHR/SAR of a 32/64-bit register by an immediate or 1, with the flags exec_shift()
+ * gives: CF the last bit out, OF by the count-1 rule, SF/ZF/PF of the result, AF clear; a
+ * count of 0 (after masking) changes no flag but still zero-extends a 32-bit register.
+ */
+#define DEF_SHIFT(NAME, SZ)                                                              \
+	static int exec_##NAME##_ri##SZ(struct emu_cpu *cpu, const struct emu_insn *in)  \
+	{                                                                                \
+		const uint64_t m = emu_size_mask(SZ), sign = emu_sign_bit(SZ);           \
+		(void)sign;                                                              \
+		uint64_t *d = &cpu->st.gpr[in->op[0].reg], a = *d & m, r;                \
+		unsigned n = (in->nops < 2 ? 1 : in->op[1].imm) & (SZ == 8 ? 63 : 31);   \
+		uint32_t f;                                                              \
+		bool cf;                                                                 \
+		if (n == 0) {                                                            \
+			*d = a;                                                          \
+			return EMU_OK;                                                   \
+		}                                                                        \
+		SHIFT_##NAME(SZ);                                                        \
+		*d = r & m;                                                              \
+		emu_flags_set(cpu, EMU_ARITH, f);                                        \
+		return EMU_OK;                                                           \
+	}
+#define SHIFT_shl(SZ)                                                                    \
+	r = (a << n) & m;                                                                \
+	cf = (a >> (SZ * 8 - n)) & 1;                                                    \
+	f = emu_szp(r, SZ) | (cf ? EMU_CF : 0) | ((((r & sign) != 0) != cf) ? EMU_OF : 0)
+#define SHIFT_shr(SZ)                                                                    \
+	r = a >> n;                                                                      \
+	cf = (a >> (n - 1)) & 1;                                                         \
+	f = emu_szp(r, SZ) | (cf ? EMU_CF : 0) | ((a & sign) ? EMU_OF : 0)
+#define SHIFT_sar(SZ)                                                                    \
+	r = (uint64_t)((int64_t)emu_sext(a, SZ) >> n) & m;                              \
+	cf = ((int64_t)emu_sext(a, SZ) >> (n - 1)) & 1;                                  \
+	f = emu_szp(r, SZ) | (cf ? EMU_CF : 0)
+DEF_SHIFT(shl, 4) DEF_SHIFT(shl, 8) DEF_SHIFT(shr, 4) DEF_SHIFT(shr, 8)
+DEF_SHIFT(sar, 4) DEF_SHIFT(sar, 8)
+
+/* NEG of a 32/64-bit register: CF = (operand != 0), the rest as SUB 0 - operand. */
+#define DEF_NEG(SZ)                                                                      \
+	static int exec_neg_r##SZ(struct emu_cpu *cpu, const struct emu_insn *in)        \
+	{                                                                                \
+		uint64_t *d = &cpu->st.gpr[in->op[0].reg], a = *d & emu_size_mask(SZ);  \
+		*d = -a & emu_size_mask(SZ);                                             \
+		emu_lf_set(cpu, LF_SUB, SZ, 0, a, -a);                                   \
+		return EMU_OK;                                                           \
+	}
+DEF_NEG(4) DEF_NEG(8)
+
 /* Jcc rel in 64-bit mode: the target is next RIP + displacement, #GP if non-canonical. */
 #define DEF_JCC64(cc)                                                                    \
 	static int exec_j64_##cc(struct emu_cpu *cpu, const struct emu_insn *in)        \
@@ -182,6 +232,21 @@ emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
 	case ZYDIS_MNEMONIC_MOVSXD:
 		return gpr(o0) && gpr(o1) && o0->size == 8 && o1->size == 4 ? exec_movsxd_rr
 									      : NULL;
+	case ZYDIS_MNEMONIC_SHL:
+	case ZYDIS_MNEMONIC_SHR:
+	case ZYDIS_MNEMONIC_SAR:
+		if (!gpr(o0) || (o0->size != 4 && o0->size != 8) ||
+		    (in->nops >= 2 && o1->kind != EMU_OPK_IMM))
+			return NULL;
+		if (mnemonic == ZYDIS_MNEMONIC_SHL)
+			return o0->size == 8 ? exec_shl_ri8 : exec_shl_ri4;
+		if (mnemonic == ZYDIS_MNEMONIC_SHR)
+			return o0->size == 8 ? exec_shr_ri8 : exec_shr_ri4;
+		return o0->size == 8 ? exec_sar_ri8 : exec_sar_ri4;
+	case ZYDIS_MNEMONIC_NEG:
+		if (!gpr(o0) || (o0->size != 4 && o0->size != 8))
+			return NULL;
+		return o0->size == 8 ? exec_neg_r8 : exec_neg_r4;
 	case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
 	case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
 	case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
