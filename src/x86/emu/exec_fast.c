@@ -2,10 +2,11 @@
  * exec_fast.c: specialised handlers for the hottest integer forms, chosen before the
  * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
  * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
- * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant, and
- * Jcc with a 64-bit target. They do what the generic handlers do (SDM Vol. 2 MOV, MOVZX,
- * MOVSXD, NEG, SAL/SAR/SHL/SHR, Jcc) with the operand form fixed at decode time. Other
- * forms, sizes and prefixes stay generic.
+ * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant,
+ * 64-bit PUSH/POP of a register, near CALL rel and RET, and Jcc with a 64-bit target. They
+ * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, NEG, SAL/SAR/SHL/SHR,
+ * PUSH, POP, CALL, RET, Jcc) with the operand form fixed at decode time. Other forms, sizes
+ * and prefixes stay generic.
  */
 #include "exec.h"
 
@@ -156,6 +157,62 @@ DEF_SHIFT(sar, 4) DEF_SHIFT(sar, 8)
 	}
 DEF_NEG(4) DEF_NEG(8)
 
+/*
+ * 64-bit stack operations (64-bit mode, operand size 8: the stack is flat and RSP is used
+ * whole). RSP and RIP change only when the access and the target check succeed.
+ */
+static int exec_push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8;
+	int r = emu_wr(cpu, EMU_SS, sp, cpu->st.gpr[in->op[0].reg], 8);
+
+	if (r)
+		return r;
+	cpu->st.gpr[EMU_RSP] = sp;
+	return EMU_OK;
+}
+
+static int exec_pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t v;
+	int r = emu_rd(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], &v, 8);
+
+	if (r)
+		return r;
+	cpu->st.gpr[EMU_RSP] += 8;
+	cpu->st.gpr[in->op[0].reg] = v;	/* POP RSP loads the popped value */
+	return EMU_OK;
+}
+
+static int exec_call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t t = cpu->st.rip + in->op[0].imm, sp = cpu->st.gpr[EMU_RSP] - 8;
+	int r;
+
+	if (!emu_canonical(t))
+		return emu_gp0(cpu);
+	r = emu_wr(cpu, EMU_SS, sp, cpu->st.rip, 8);
+	if (r)
+		return r;
+	cpu->st.gpr[EMU_RSP] = sp;
+	cpu->st.rip = t;
+	return EMU_OK;
+}
+
+static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t t;
+	int r = emu_rd(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], &t, 8);
+
+	if (r)
+		return r;
+	if (!emu_canonical(t))
+		return emu_gp0(cpu);
+	cpu->st.gpr[EMU_RSP] += 8;
+	cpu->st.rip = t;
+	return EMU_OK;
+}
+
 /* Jcc rel in 64-bit mode: the target is next RIP + displacement, #GP if non-canonical. */
 #define DEF_JCC64(cc)                                                                    \
 	static int exec_j64_##cc(struct emu_cpu *cpu, const struct emu_insn *in)        \
@@ -247,6 +304,16 @@ emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
 		if (!gpr(o0) || (o0->size != 4 && o0->size != 8))
 			return NULL;
 		return o0->size == 8 ? exec_neg_r8 : exec_neg_r4;
+	case ZYDIS_MNEMONIC_PUSH:
+		return in->opsize == 8 && gpr(o0) && o0->size == 8 ? exec_push_r64 : NULL;
+	case ZYDIS_MNEMONIC_POP:
+		return in->opsize == 8 && gpr(o0) && o0->size == 8 ? exec_pop_r64 : NULL;
+	case ZYDIS_MNEMONIC_CALL:
+		return in->opsize == 8 && o0->kind == EMU_OPK_IMM && !(in->flags & EMU_IF_FAR)
+			       ? exec_call_rel64 : NULL;
+	case ZYDIS_MNEMONIC_RET:
+		return in->opsize == 8 && in->nops == 0 && !(in->flags & EMU_IF_FAR) ? exec_ret64
+										     : NULL;
 	case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
 	case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
 	case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
