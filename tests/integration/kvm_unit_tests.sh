@@ -167,7 +167,7 @@ run_one() {
 	t0=$(date +%s.%N)
 	# khyve takes SIGTERM as the ACPI power button, which these guests ignore: KILL follows.
 	# The subshell keeps bash from reporting the killed job.
-	(timeout --kill-after=3 "$tmo" "${cmd[@]}" </dev/null >"$out" 2>"$err"; exit $?)
+	(timeout --kill-after=3 "$tmo" "${cmd[@]}" </dev/null >"$out" 2>"$err"; exit $?) 2>/dev/null
 	rc=$?
 	t1=$(date +%s.%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
