@@ -116,6 +116,11 @@ void i8259_reset(struct i8259 *pic)
 		chip_reset(&pic->chip[i]);
 		pic->chip[i].elcr = 0;
 	}
+	/* Vector bases as a PC BIOS leaves them (IRQ0-7 -> 0x08, IRQ8-15 -> 0x70), for
+	 * kernels booted directly that run real-mode code without programming the PICs
+	 * (kvm-unit-tests' realmode); ICW1 replaces them for everyone else. */
+	pic->chip[0].vector_base = 0x08;
+	pic->chip[1].vector_base = 0x70;
 	pic->out = false;
 	pthread_mutex_unlock(&pic->lock);
 }

@@ -77,14 +77,14 @@ int loader_read_file(struct loader_ctx *c, const char *what, const char *path, u
 
 int loader_check_placement(struct loader_ctx *c, const char *what, uint64_t gpa, uint64_t len)
 {
-	uint64_t end = gpa + len;
+	uint64_t end = gpa + len, low = c->low_end ? c->low_end : LOADER_LOW_END;
 
 	if (end < gpa)
 		return loader_error(c, -EINVAL, "%s: address range wraps", what);
-	if (gpa < LOADER_LOW_END)
+	if (gpa < low)
 		return loader_error(c, -EINVAL,
 				    "%s at 0x%llx overlaps the boot structures below 0x%llx", what,
-				    (unsigned long long)gpa, LOADER_LOW_END);
+				    (unsigned long long)gpa, (unsigned long long)low);
 	for (int i = 0; i < c->e820_count; i++) {
 		const struct e820_entry *e = &c->e820[i];
 
@@ -360,7 +360,7 @@ int loader_write_cmdline(struct loader_ctx *c, uint64_t max)
 	if (len > max)
 		return loader_error(c, -E2BIG, "kernel command line too long (%zu bytes, at most %llu)",
 				    len, (unsigned long long)max);
-	if (gm_write(c->gm, LOADER_CMDLINE_GPA, s, len + 1))
+	if (gm_write(c->gm, c->cmdline_gpa ? c->cmdline_gpa : LOADER_CMDLINE_GPA, s, len + 1))
 		return loader_error(c, -EFAULT, "guest memory too small for the command line");
 	return 0;
 }

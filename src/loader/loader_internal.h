@@ -37,6 +37,8 @@ struct loader_ctx {
 	int e820_count;
 	uint64_t kernel_end;		/* end of the highest loaded byte (page aligned) */
 	uint64_t initrd_gpa, initrd_size;
+	uint64_t low_end;		/* images may not start below it; 0: LOADER_LOW_END */
+	uint64_t cmdline_gpa;		/* where loader_write_cmdline writes; 0: LOADER_CMDLINE_GPA */
 };
 
 /* Format the one-line message into ctx->err and return `ret` (a -errno). */
@@ -47,7 +49,7 @@ int loader_error(struct loader_ctx *c, int ret, const char *fmt, ...)
 int loader_read_file(struct loader_ctx *c, const char *what, const char *path, uint64_t max,
 		     uint8_t **data, size_t *size);
 
-/* [gpa, gpa+len) lies in guest RAM of type E820_RAM and above LOADER_LOW_END. */
+/* [gpa, gpa+len) lies in guest RAM of type E820_RAM and above ctx->low_end (LOADER_LOW_END). */
 int loader_check_placement(struct loader_ctx *c, const char *what, uint64_t gpa, uint64_t len);
 
 /*
@@ -63,7 +65,7 @@ bool loader_is_elf(const uint8_t *img, size_t size);
 
 /* Read boot.initrd (if any) into the highest free RAM below `limit`, page aligned. */
 int loader_load_initrd(struct loader_ctx *c, uint64_t limit);
-/* Write boot.cmdline at LOADER_CMDLINE_GPA; `max` is the longest accepted (no NUL). */
+/* Write boot.cmdline at ctx->cmdline_gpa (LOADER_CMDLINE_GPA); `max` is the longest accepted (no NUL). */
 int loader_write_cmdline(struct loader_ctx *c, uint64_t max);
 
 /* Entry states. Both write a flat GDT at LOADER_GDT_GPA; long mode also writes page

@@ -5,6 +5,8 @@
  * with EAX=0x2BADB002 and EBX at the multiboot information (memory sizes, memory map,
  * command line, boot.initrd as the only module, loader name). No video mode is set (flag 2
  * is accepted and ignored, as QEMU does); no symbol tables, drives, APM or VBE data.
+ * As in QEMU, the image may start at 4 KiB (kvm-unit-tests' realmode links at 0x8000) and the
+ * information, memory map and command line follow it.
  */
 #include <elf.h>
 #include <errno.h>
@@ -31,10 +33,15 @@
 #define MBI_LOADER_NAME (1u << 9)
 
 #define MBI_SIZE 88
-#define MBI_LOADER_NAME_GPA (LOADER_INFO_GPA + 0x100)
-#define MBI_MODS_GPA (LOADER_INFO_GPA + 0x200)
-#define MBI_MOD_STRING_GPA (LOADER_INFO_GPA + 0x300)
+/* The block after the image: info, its strings and module list, memory map, command line. */
+#define MB_LOW_END 0x1000ULL	/* the image stays above the boot GDT */
+#define MBI_LOADER_NAME_OFF 0x100
+#define MBI_MODS_OFF 0x200
+#define MBI_MOD_STRING_OFF 0x300
 #define MBI_MOD_STRING_MAX 0xd00
+#define MBI_MAP_OFF 0x1000
+#define MBI_CMDLINE_OFF 0x2000
+#define MBI_BLOCK_SIZE (MBI_CMDLINE_OFF + LOADER_CMDLINE_MAX)
 
 /* Load the image described by the a.out kludge fields of the header at `off`. */
 static int loader_mb_aout(struct loader_ctx *c, const uint8_t *img, size_t size, size_t off,
@@ -84,8 +91,8 @@ static int loader_mb_aout(struct loader_ctx *c, const uint8_t *img, size_t size,
 	return 0;
 }
 
-/* The memory info: mem_lower/upper from the map, mmap entries with their size fields. */
-static int loader_mb_info(struct loader_ctx *c)
+/* The memory info at `base`: mem_lower/upper from the map, mmap entries with their size fields. */
+static int loader_mb_info(struct loader_ctx *c, uint64_t base)
 {
 	uint8_t mbi[MBI_SIZE] = { 0 }, mods[16] = { 0 };
 	uint8_t mmap[LOADER_E820_MAX * 24];
@@ -115,26 +122,26 @@ static int loader_mb_info(struct loader_ctx *c)
 
 		if (len >= MBI_MOD_STRING_MAX)
 			name += len - (MBI_MOD_STRING_MAX - 1);	/* keep the tail */
-		if (gm_write(c->gm, MBI_MOD_STRING_GPA, name, strlen(name) + 1))
+		if (gm_write(c->gm, base + MBI_MOD_STRING_OFF, name, strlen(name) + 1))
 			return loader_error(c, -EFAULT, "guest memory too small for multiboot info");
 		flags |= MBI_MODS;
 		loader_put32(mods, (uint32_t)c->initrd_gpa);
 		loader_put32(mods + 4, (uint32_t)(c->initrd_gpa + c->initrd_size));
-		loader_put32(mods + 8, (uint32_t)MBI_MOD_STRING_GPA);
+		loader_put32(mods + 8, (uint32_t)(base + MBI_MOD_STRING_OFF));
 		loader_put32(mbi + 20, 1);
-		loader_put32(mbi + 24, (uint32_t)MBI_MODS_GPA);
+		loader_put32(mbi + 24, (uint32_t)(base + MBI_MODS_OFF));
 	}
 	loader_put32(mbi, flags);
 	loader_put32(mbi + 4, (uint32_t)(lower / 1024));
 	loader_put32(mbi + 8, (uint32_t)(upper / 1024));
-	loader_put32(mbi + 16, (uint32_t)LOADER_CMDLINE_GPA);
+	loader_put32(mbi + 16, (uint32_t)(base + MBI_CMDLINE_OFF));
 	loader_put32(mbi + 44, (uint32_t)c->e820_count * 24);
-	loader_put32(mbi + 48, (uint32_t)LOADER_MAP_GPA);
-	loader_put32(mbi + 64, (uint32_t)MBI_LOADER_NAME_GPA);
-	if (gm_write(c->gm, LOADER_INFO_GPA, mbi, sizeof mbi) ||
-	    gm_write(c->gm, MBI_LOADER_NAME_GPA, "khyve", 6) ||
-	    gm_write(c->gm, MBI_MODS_GPA, mods, sizeof mods) ||
-	    gm_write(c->gm, LOADER_MAP_GPA, mmap, (uint64_t)c->e820_count * 24))
+	loader_put32(mbi + 48, (uint32_t)(base + MBI_MAP_OFF));
+	loader_put32(mbi + 64, (uint32_t)(base + MBI_LOADER_NAME_OFF));
+	if (gm_write(c->gm, base, mbi, sizeof mbi) ||
+	    gm_write(c->gm, base + MBI_LOADER_NAME_OFF, "khyve", 6) ||
+	    gm_write(c->gm, base + MBI_MODS_OFF, mods, sizeof mods) ||
+	    gm_write(c->gm, base + MBI_MAP_OFF, mmap, (uint64_t)c->e820_count * 24))
 		return loader_error(c, -EFAULT, "guest memory too small for multiboot info");
 	return 0;
 }
@@ -143,7 +150,7 @@ int loader_multiboot(struct loader_ctx *c, const uint8_t *img, size_t size)
 {
 	size_t limit = size < MB_SEARCH ? size : MB_SEARCH, off;
 	uint32_t flags = 0, entry = 0;
-	uint64_t entry64;
+	uint64_t entry64, base = 0;
 	int ret;
 
 	for (off = 0; off + 12 <= limit; off += 4) {
@@ -158,6 +165,7 @@ int loader_multiboot(struct loader_ctx *c, const uint8_t *img, size_t size)
 		return loader_error(c, -ENOTSUP,
 				    "kernel: multiboot header requires unsupported features (flags 0x%x)",
 				    flags);
+	c->low_end = MB_LOW_END;
 	if (flags & MB_FLAG_AOUT_KLUDGE) {
 		ret = loader_mb_aout(c, img, size, off, &entry);
 	} else if (loader_is_elf(img, size) && img[EI_CLASS] == ELFCLASS32) {
@@ -169,17 +177,24 @@ int loader_multiboot(struct loader_ctx *c, const uint8_t *img, size_t size)
 		ret = loader_error(c, -ENOEXEC,
 				   "kernel: multiboot image is neither ELF32 nor uses the a.out kludge");
 	}
-	if (!ret)
+	if (!ret) {
+		base = c->kernel_end > LOADER_LOW_END ? c->kernel_end : LOADER_LOW_END;
+		ret = loader_check_placement(c, "multiboot information", base, MBI_BLOCK_SIZE);
+	}
+	if (!ret) {
+		c->cmdline_gpa = base + MBI_CMDLINE_OFF;
+		c->kernel_end = base + MBI_BLOCK_SIZE;	/* the initrd goes above the block */
 		ret = loader_load_initrd(c, 1ULL << 32);
+	}
 	if (!ret)
 		ret = loader_write_cmdline(c, LOADER_CMDLINE_MAX - 1);
 	if (!ret)
-		ret = loader_mb_info(c);
+		ret = loader_mb_info(c, base);
 	if (!ret)
 		ret = loader_enter_flat32(c, entry);
 	if (ret)
 		return ret;
 	c->bsp->regs.rax = MB_BOOT_MAGIC;
-	c->bsp->regs.rbx = LOADER_INFO_GPA;
+	c->bsp->regs.rbx = base;
 	return 1;
 }

@@ -424,8 +424,9 @@ void emu_null_outer_segs(struct emu_cpu *cpu)
 		if (s->attr & EMU_SEG_ATTR_UNUSABLE)
 			continue;
 		if ((!(type & 8) || !(type & 4)) && EMU_SEG_ATTR_DPL(s->attr) < cpu->cpl) {
+			/* Only the selector is cleared (SDM IRET/RET pseudocode): the hidden
+			 * base stays, and 64-bit code still addresses through FS/GS bases. */
 			s->sel = 0;
-			s->base = 0;
 			s->limit = 0;
 			s->attr = EMU_SEG_ATTR_UNUSABLE;
 		}

@@ -377,6 +377,9 @@ emu_exec_fn emu_sysctl_handler(unsigned m)
 /* MOV to/from CRn or DRn (a form of the core's MOV). */
 emu_exec_fn emu_sysctl_form(const struct emu_insn *in)
 {
+	/* SMSW, LMSW and CLTS name CR0 as a hidden operand: they are not MOVs. */
+	if (in->mnemonic != ZYDIS_MNEMONIC_MOV)
+		return NULL;
 	for (int i = 0; i < 2; i++) {
 		const struct emu_operand *op = &in->op[i];
 
