@@ -386,7 +386,8 @@ int soft_vcpu_create(struct accel *acc, int index, struct accel_vcpu **out)
 	v->halted = false;
 	v->reported_halted = false;
 	atomic_store(&v->cpu, cpu);
-	emu_raise_events(cpu, atomic_exchange(&v->early_events, 0) | EMU_EV_INTR);
+	/* INTR is raised by the run loop when an interrupt is deliverable */
+	emu_raise_events(cpu, atomic_exchange(&v->early_events, 0));
 	*out = v;
 	return 0;
 }
