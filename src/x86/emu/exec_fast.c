@@ -214,17 +214,30 @@ static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 }
 
 /* Jcc rel in 64-bit mode: the target is next RIP + displacement, #GP if non-canonical. */
+static inline int jump64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t t = cpu->st.rip + in->op[0].imm;
+
+	if (!emu_canonical(t))
+		return emu_gp0(cpu);
+	cpu->st.rip = t;
+	return EMU_OK;
+}
+
+/* Conditions emu_cond_try() leaves open, out of line so that the Jcc handlers stay small. */
+static __attribute__((noinline)) int jcc64_slow(struct emu_cpu *cpu, const struct emu_insn *in,
+						unsigned cc)
+{
+	return emu_cond(cpu, cc) ? jump64(cpu, in) : EMU_OK;
+}
+
 #define DEF_JCC64(cc)                                                                    \
 	static int exec_j64_##cc(struct emu_cpu *cpu, const struct emu_insn *in)        \
 	{                                                                                \
-		uint64_t t;                                                              \
-		if (!emu_cond_fast(cpu, cc))                                             \
-			return EMU_OK;                                                   \
-		t = cpu->st.rip + in->op[0].imm;                                         \
-		if (!emu_canonical(t))                                                   \
-			return emu_gp0(cpu);                                             \
-		cpu->st.rip = t;                                                         \
-		return EMU_OK;                                                           \
+		int v = emu_cond_try(cpu, cc);                                           \
+		if (__builtin_expect(v < 0, 0))                                          \
+			return jcc64_slow(cpu, in, cc);                                  \
+		return v ? jump64(cpu, in) : EMU_OK;                                     \
 	}
 DEF_JCC64(0) DEF_JCC64(1) DEF_JCC64(2) DEF_JCC64(3) DEF_JCC64(4) DEF_JCC64(5) DEF_JCC64(6)
 DEF_JCC64(7) DEF_JCC64(8) DEF_JCC64(9) DEF_JCC64(10) DEF_JCC64(11) DEF_JCC64(12)

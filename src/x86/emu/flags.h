@@ -125,16 +125,22 @@ static inline uint32_t emu_szp(uint64_t res, unsigned size)
 /* Condition codes 0-15 as in Jcc's low opcode nibble. */
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 
+/* Masks of lazy-flag sizes 1, 2, 4 and 8 (one load instead of a variable shift). */
+static const uint64_t emu_lf_masks[16] = {
+	[1] = 0xff, [2] = 0xffff, [4] = 0xffffffff, [8] = ~0ull,
+};
+
 /*
- * emu_cond() for a constant `cc`, with the common cases (after CMP/SUB and after
- * TEST/AND/OR/XOR) computed straight from the lazy operands.
+ * emu_cond() for a constant `cc` in the common cases (after CMP/SUB, after TEST/AND/OR/XOR,
+ * and with eager flags), computed straight from the lazy operands: 1 or 0, or -1 when
+ * emu_cond() must decide.
  */
-static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu_cpu *cpu,
-								 unsigned cc)
+static inline __attribute__((always_inline)) int emu_cond_try(const struct emu_cpu *cpu,
+							       unsigned cc)
 {
 	uint32_t kind = cpu->lf_kind, op = kind & 0xff;
 	unsigned sz = (kind >> 8) & 0xff;
-	uint64_t m = emu_size_mask(sz), sign = emu_sign_bit(sz), r = cpu->lf_res;
+	uint64_t m = emu_lf_masks[sz & 15], sign = m ^ (m >> 1), r = cpu->lf_res;
 	bool v;
 
 	if (kind == (LF_SUB | sz << 8) && (cc >> 1) != 5 && (cc >> 1) != 0) {
@@ -214,7 +220,15 @@ static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu
 		}
 		return (cc & 1) ? !v : v;
 	}
-	return emu_cond(cpu, cc);
+	return -1;
+}
+
+static inline __attribute__((always_inline)) bool emu_cond_fast(const struct emu_cpu *cpu,
+								 unsigned cc)
+{
+	int v = emu_cond_try(cpu, cc);
+
+	return v >= 0 ? v : emu_cond(cpu, cc);
 }
 
 #endif
