@@ -195,7 +195,9 @@ TEST(soft_cpuid_set)
 		if (e[i].function == 1) {
 			l1 = (e[i].edx & 0x07808379) == 0x07808379 && (e[i].ecx & (1u << 21)) &&
 			     (e[i].ecx & (1u << 24)) && !(e[i].ecx & (1u << 26)) &&
-			     !(e[i].ecx & 1) && !(e[i].edx & (1u << 12));
+			     (e[i].ecx & 1) && (e[i].ecx & (1u << 9)) &&
+			     (e[i].ecx & (1u << 13)) && !(e[i].ecx & (1u << 19)) &&
+			     !(e[i].edx & (1u << 12));
 			CHECK_EQ_U64((e[i].eax >> 8) & 0xf, 15);
 		}
 		if (e[i].function == 0x80000001)

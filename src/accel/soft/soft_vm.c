@@ -139,8 +139,8 @@ static void build_cpuid(struct accel *acc)
 	/* FPU PSE TSC MSR PAE CX8 APIC PGE CMOV MMX FXSR SSE SSE2 */
 	const uint32_t edx1 = F(0) | F(3) | F(4) | F(5) | F(6) | F(8) | F(9) | F(13) | F(15) |
 			      F(23) | F(24) | F(25) | F(26);
-	/* x2APIC, TSC-deadline, hypervisor */
-	const uint32_t ecx1 = F(21) | F(24) | F(31);
+	/* SSE3, SSSE3, CMPXCHG16B, x2APIC, TSC-deadline, hypervisor */
+	const uint32_t ecx1 = F(0) | F(9) | F(13) | F(21) | F(24) | F(31);
 	/* AMD mirrors of leaf 1 bits, plus SYSCALL, NX, LM */
 	const uint32_t edx81 = (edx1 & ~(F(25) | F(26))) | F(11) | F(20) | F(29);
 	char brand[49] = "khyve software CPU";
