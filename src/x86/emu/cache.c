@@ -66,6 +66,17 @@ void emu_machine_invalidate(struct emu_machine *m, uint64_t gpa, uint64_t len)
 		uint64_t off = gpa & 0xfff, n = 4096 - off;
 		struct emu_page *p;
 
+		if (gpa >> EMU_PHYS_BITS)
+			return;
+		if (!atomic_load_explicit(&m->chunk[gpa >> EMU_CHUNK_SHIFT], memory_order_acquire)) {
+			/* no code cached anywhere in this chunk: skip to the next one */
+			n = (1ull << EMU_CHUNK_SHIFT) - (gpa & ((1ull << EMU_CHUNK_SHIFT) - 1));
+			if (n >= len)
+				return;
+			gpa += n;
+			len -= n;
+			continue;
+		}
 		if (n > len)
 			n = len;
 		p = emu_page_get(m, gpa, false);
