@@ -270,6 +270,11 @@ struct emu_sys {
 	 * EMU_EXIT_BUS_STOP.
 	 */
 	bool bus_stop;
+	/* debug.c: DR7 enables some breakpoint (any, instruction, data), from emu_dbg_update */
+	bool dr_active, dr_exec, dr_data;
+	uint8_t db_hits;	/* DR6 B0-B3 of data breakpoints hit by the current instruction */
+	uint8_t db_delayed;	/* hits held back by MOV SS/POP SS for one instruction */
+	bool db_step;		/* SYSRET loaded TF=1: single-step trap right after it */
 };
 
 /* System-half helpers shared between its files. */
@@ -316,6 +321,33 @@ emu_exec_fn emu_sysctl_form(const struct emu_insn *in);
 /* MSR access as RDMSR/WRMSR do it (also for accel/soft's state exchange): 0, or -1 = #GP. */
 int emu_msr_read(struct emu_cpu *cpu, uint32_t index, uint64_t *val);
 int emu_msr_write(struct emu_cpu *cpu, uint32_t index, uint64_t val);
+/*
+ * Debug registers (debug.c, SDM Vol. 3 ch. 18). emu_dbg_update recomputes sys.dr_* after
+ * DR7 or the whole state changed; the run loop then steps one instruction at a time while
+ * sys.dr_active, calling emu_dbg_before (instruction breakpoints: EMU_DBG_NONE to execute,
+ * or the result of delivering the #DB fault) and emu_dbg_after (single-step and
+ * data-breakpoint traps: EMU_DBG_NONE, or a delivery result; with `halted` after HLT,
+ * EMU_STOP when it halts).
+ * emu_dbg_data records data-breakpoint hits; data accesses call it while sys.dr_data.
+ * emu_dbg_mov_dr_gd raises the DR7.GD #DB of a MOV DR.
+ */
+#define EMU_DBG_NONE (-1)	/* no #DB was delivered */
+struct emu_dbg_insn {
+	bool tf, rf;		/* RFLAGS.TF and RF before the instruction */
+};
+void emu_dbg_update(struct emu_cpu *cpu);
+void emu_dbg_data(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool write);
+int emu_dbg_before(struct emu_cpu *cpu, struct emu_dbg_insn *d);
+int emu_dbg_after(struct emu_cpu *cpu, const struct emu_insn *in,
+		  const struct emu_dbg_insn *d, bool halted);
+int emu_dbg_mov_dr_gd(struct emu_cpu *cpu);
+/*
+ * SYSRET takes its single-step trap from TF as it leaves it: its handler calls
+ * emu_dbg_tf_after, which sets sys.db_step and cpu->brk when TF=1; the run loop then calls
+ * emu_dbg_step_trap (a delivery result) after the instruction.
+ */
+void emu_dbg_tf_after(struct emu_cpu *cpu);
+int emu_dbg_step_trap(struct emu_cpu *cpu);
 /* Offset-to-linear with the limit/type/canonical checks of `sreg` (0 or EMU_FAULT). */
 int emu_seg_lin(struct emu_cpu *cpu, const struct emu_seg *seg, int sreg, uint64_t offset,
 		unsigned size, unsigned acc, uint64_t *lin);

@@ -202,7 +202,7 @@ static inline void emu_fast_refresh(struct emu_cpu *cpu)
 {
 	bool user = cpu->cpl == 3;
 
-	cpu->fast64 = cpu->mode == EMU_MODE_LONG64;
+	cpu->fast64 = cpu->mode == EMU_MODE_LONG64 && !cpu->sys.dr_data;	/* see seg.c */
 	cpu->fast_need_r = (user ? EMU_TLB_USER : 0) | EMU_TLB_HOST;
 	cpu->fast_need_w = cpu->fast_need_r | EMU_TLB_DIRTY | EMU_TLB_HOSTW |
 			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);

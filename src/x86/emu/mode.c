@@ -53,6 +53,7 @@ void emu_sys_state_changed(struct emu_cpu *cpu)
 {
 	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
+	emu_dbg_update(cpu);
 }
 
 void emu_reset_state(struct emu_state *st)

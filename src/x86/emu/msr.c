@@ -263,6 +263,7 @@ static int exec_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 	/* SS keeps the DPL-3 flat attributes whatever the GDT holds, as hardware does. */
 	flat_seg(&st->seg[EMU_SS], (sel + 8) | 3, 3, false, false);
 	emu_update_mode(cpu);
+	emu_dbg_tf_after(cpu);
 	return EMU_OK;
 }
 

@@ -323,28 +323,34 @@ slow:
 		emu_core(cpu)->fetch_valid = false;
 		return EMU_STOP;
 	}
-	if (r == EMU_OK)
+	if (r == EMU_OK && !cpu->sys.db_step)
 		return 0;
+	if (r == EMU_OK)
+		r = emu_dbg_step_trap(cpu);	/* SYSRET loaded TF=1 (debug.c) */
 	return settle(cpu, r) ? EMU_STOP : -1;
 }
 
-/* One instruction with TF and interrupt-shadow handling. 0 or EMU_STOP. */
+/* One instruction with the debug traps and faults (debug.c) and the interrupt shadow.
+ * 0 or EMU_STOP. */
 static int run_one(struct emu_cpu *cpu, const struct emu_trace *t)
 {
-	bool tf = cpu->st.rflags & EMU_TF;
+	struct emu_dbg_insn d;
+	bool halted;
 	int r;
 
-	cpu->st.interrupt_shadow = false;
-	r = run_trace(cpu, t, cpu->insn_count + 1);
-	if (r == EMU_STOP)
-		return r;
-	if (tf && r == 0) {
-		cpu->st.dr[6] |= 0x4000;	/* BS */
-		emu_core(cpu)->fetch_valid = false;
-		r = emu_deliver(cpu, EMU_DB, EMU_EVT_EXCEPTION, 0, false, cpu->st.rip);
-		return settle(cpu, r);
+	r = emu_dbg_before(cpu, &d);
+	if (r == EMU_DBG_NONE) {
+		cpu->st.interrupt_shadow = false;
+		r = run_trace(cpu, t, cpu->insn_count + 1);
+		halted = r == EMU_STOP && cpu->stop_reason == EMU_EXIT_HLT;
+		if (r == -1 || (r == EMU_STOP && !halted))
+			return r == EMU_STOP ? r : 0;
+		r = emu_dbg_after(cpu, t->insn, &d, halted);
+		if (r == EMU_DBG_NONE || r == EMU_STOP)
+			return r == EMU_STOP ? r : 0;
 	}
-	return 0;
+	emu_core(cpu)->fetch_valid = false;
+	return settle(cpu, r);
 }
 
 static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step)
@@ -383,7 +389,7 @@ static enum emu_exit run_loop(struct emu_cpu *cpu, uint64_t max_insns, bool step
 		}
 		emu_fast_refresh(cpu);
 		if (__builtin_expect(step || cpu->st.interrupt_shadow ||
-				     (cpu->st.rflags & EMU_TF), 0))
+				     (cpu->st.rflags & EMU_TF) || cpu->sys.dr_active, 0))
 			r = run_one(cpu, t);
 		else
 			r = run_trace(cpu, t, end);

@@ -97,6 +97,8 @@ int emu_mem_read(struct emu_cpu *cpu, int sreg, uint64_t offset, void *dst, unsi
 
 	if (emu_seg_lin(cpu, &cpu->st.seg[sreg], sreg, offset, size, EMU_ACC_READ, &lin))
 		return EMU_FAULT;
+	if (__builtin_expect(cpu->sys.dr_data, 0))
+		emu_dbg_data(cpu, lin, size, false);
 	if ((e = tlb_hit(cpu, lin, size, false))) {
 		memcpy(dst, e->host + (lin & 0xfff), size);
 		return 0;
@@ -112,6 +114,8 @@ int emu_mem_write(struct emu_cpu *cpu, int sreg, uint64_t offset, const void *sr
 
 	if (emu_seg_lin(cpu, &cpu->st.seg[sreg], sreg, offset, size, EMU_ACC_WRITE, &lin))
 		return EMU_FAULT;
+	if (__builtin_expect(cpu->sys.dr_data, 0))
+		emu_dbg_data(cpu, lin, size, true);
 	if ((e = tlb_hit(cpu, lin, size, true))) {
 		memcpy(e->host + (lin & 0xfff), src, size);
 		emu_code_written(cpu, e->gpa | (lin & 0xfff), size);
@@ -127,6 +131,8 @@ void *emu_mem_rmw_ptr(struct emu_cpu *cpu, int sreg, uint64_t offset, unsigned s
 	if (emu_seg_lin(cpu, &cpu->st.seg[sreg], sreg, offset, size,
 			EMU_ACC_READ | EMU_ACC_WRITE, &lin))
 		return NULL;
+	if (__builtin_expect(cpu->sys.dr_data, 0))
+		emu_dbg_data(cpu, lin, size, true);
 	return emu_lin_rmw_ptr(cpu, lin, size);
 }
 

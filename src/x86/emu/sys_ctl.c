@@ -3,7 +3,8 @@
  * §2.5): MOV to/from CR0/CR2/CR3/CR4/CR8 with their #GP rules and the long-mode
  * transitions (EFER.LME + CR0.PG -> LMA), MOV DRn, CLTS, LMSW, SMSW, INVLPG, INVD/WBINVD,
  * CLFLUSH, HLT, CLI/STI (IOPL rules), CPUID, RDTSC/RDTSCP/RDPMC; MONITOR/MWAIT and
- * XGETBV/XSETBV raise #UD (hidden by the CPUID policy). Left out: VME/PVI, debug breakpoints.
+ * XGETBV/XSETBV raise #UD (hidden by the CPUID policy); DR7.GD (#DB on MOV DR, with
+ * breakpoints in debug.c). Left out: VME/PVI.
  */
 #include <Zydis/Zydis.h>
 #include "x86/emu/emu_internal.h"
@@ -31,6 +32,8 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #define RF_IF (1ull << 9)
+#define RF_RF (1ull << 16)
+#define DR7_GD (1ull << 13)
 
 static int done(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -157,6 +160,8 @@ static int exec_mov_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	if (cpu->cpl)
 		return emu_gp0(cpu);
+	if (st->dr[7] & DR7_GD)
+		return emu_dbg_mov_dr_gd(cpu);
 	if (!to_dr) {
 		if ((r = emu_op_write(cpu, in, 0, st->dr[n] & emu_size_mask(in->op[0].size))))
 			return r;
@@ -171,6 +176,13 @@ static int exec_mov_dr(struct emu_cpu *cpu, const struct emu_insn *in)
 	else if (n == 7)
 		v = (v & 0xffff2fffull) | 0x400;
 	st->dr[n] = v;
+	if (n == 7) {
+		/* breakpoints on or off: back to the run loop, which steps while they are on */
+		emu_dbg_update(cpu);
+		cpu->brk = true;
+	}
+	/* RF ends with any instruction; one left by an IRET must not hide a new breakpoint */
+	st->rflags &= ~RF_RF;
 	return done(cpu, in);
 }
 
