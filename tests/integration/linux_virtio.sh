@@ -6,7 +6,8 @@
 # random data at 4 MiB; the guest prints the marker, writes its own at 1 MiB and copies the
 # 4 MiB block to 8 MiB (dd conv=fsync), reads /dev/hwrng and powers off (exit 1); the host
 # finds both in the file. Then the same guest as the writer of the kill -9 durability test:
-# khyve is killed as soon as the guest prints GUEST-FLUSHED. 25-60 s per boot on the software CPU.
+# khyve is killed as soon as the guest prints GUEST-FLUSHED. 1 vCPU; SLOW=1 (make check-slow)
+# adds both interfaces with 2 vCPUs. 25-60 s per boot on the software CPU.
 . "$(dirname "$0")/lib.sh"
 data=${KHYVE_TESTDATA:-/var/cache/khyve}
 kernel=$(ls "$data"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)
@@ -76,26 +77,30 @@ verify() {	# LOG WANT-VERSION1 RNG
 	fi
 }
 
-ARGS=(-s 0,hostbridge -s 31,lpc -l com1,stdio -c 1 -m 512M -A -s "3,virtio-blk,$img"
+ARGS=(-s 0,hostbridge -s 31,lpc -l com1,stdio -m 512M -A -s "3,virtio-blk,$img"
 	-s 4,virtio-rnd -o boot.kernel="$kernel" -o boot.initrd="$initrd")
 
+combos="1:modern 1:legacy"
+[ "${SLOW:-0}" = 1 ] && combos="$combos 2:modern 2:legacy"
 for accel in $ACCELS; do
-	for mode in modern legacy; do
+	for c in $combos; do
+		cpus=${c%%:*}
+		mode=${c#*:}
+		name=linux_virtio_$mode$([ "$cpus" = 1 ] || echo "_c$cpus")
 		extra=
 		v1=1
 		[ $mode = legacy ] && { extra=" virtio_pci.force_legacy=1"; v1=0; }
 		mkdisk
-		check "linux_virtio_$mode" "$accel" 1 'GUEST-FLUSHED' "$tmo" -- "${ARGS[@]}" \
+		check "$name" "$accel" 1 'GUEST-FLUSHED' "$tmo" -- "${ARGS[@]}" -c "$cpus" \
 			-o boot.cmdline="console=ttyS0 panic=-1 khyve.test=virtio$extra" linuxvirtio
-		log=$LOGDIR/linux_virtio_$mode.$accel.log
-		why=$(verify "$log" $v1 1)
-		result "linux_virtio_${mode}_host_file" "$accel" "$why"
+		why=$(verify "$LOGDIR/$name.$accel.log" $v1 1)
+		result "${name}_host_file" "$accel" "$why"
 	done
 
 	# kill -9 right after the guest's fsyncs: what it flushed must be in the file.
 	mkdisk
 	log=$LOGDIR/linux_durable.$accel.log
-	"$KHYVE" -o accel="$accel" "${ARGS[@]}" \
+	"$KHYVE" -o accel="$accel" "${ARGS[@]}" -c 1 \
 		-o boot.cmdline="console=ttyS0 panic=-1 khyve.test=virtio khyve.end=hang" \
 		linuxdurable </dev/null >"$log" 2>&1 &
 	pid=$!
