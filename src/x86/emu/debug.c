@@ -128,9 +128,13 @@ int emu_dbg_after(struct emu_cpu *cpu, const struct emu_insn *in,
 		/* ICEBP's own #DB already runs: it reports the breakpoints too */
 		cpu->st.dr[6] |= hits;
 		return EMU_DBG_NONE;
+	case ZYDIS_MNEMONIC_INTO:
+		/* INTO with OF=0 is an ordinary instruction */
+		if (cpu->st.rip == ((cpu->insn_rip + in->len) & emu_size_mask(cpu->code_size)))
+			break;
+		/* fall through */
 	case ZYDIS_MNEMONIC_INT:
 	case ZYDIS_MNEMONIC_INT3:
-	case ZYDIS_MNEMONIC_INTO:
 		/* the handler starts with TF=0; breakpoint traps are taken at its entry */
 		step = false;
 		break;
