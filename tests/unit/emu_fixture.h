@@ -2,7 +2,8 @@
  * emu_fixture.h: a small 64-bit machine for the interpreter's unit tests (test_emu_sys.c,
  * test_emu_debug.c): 4 MiB of RAM behind a fake emu_bus (one page may be made MMIO, with a
  * log of accesses), a GDT with ring 0/3 code and data and a 64-bit TSS, an identity map of the
- * 4 MiB, a HLT at every interrupt handler slot, and 64-bit IDT gates.
+ * 4 MiB, a HLT at every interrupt handler slot, 64-bit IDT gates, the 64-bit CPU state at
+ * CPL 0 or 3, and a one-vCPU run harness.
  */
 #ifndef KHYVE_TEST_EMU_FIXTURE_H
 #define KHYVE_TEST_EMU_FIXTURE_H
@@ -155,6 +156,86 @@ static inline void gate64(int vec, unsigned dpl, unsigned ist, bool present)
 
 	put64(IDT + vec * 16, lo);
 	put64(IDT + vec * 16 + 8, h >> 32);
+}
+
+static inline void seg(struct emu_seg *s, uint16_t sel, uint32_t attr)
+{
+	s->sel = sel;
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->attr = attr;
+}
+
+/* 64-bit mode at CPL 0 or 3, paging on, IDT of 64-bit gates for every vector. */
+static inline void long_state(struct emu_state *st, int cpl)
+{
+	emu_reset_state(st);
+	st->cr0 = 0x80010031;	/* PG WP NE ET PE */
+	st->cr4 = 0x20;
+	st->cr3 = PML4;
+	st->efer = 0xd01;	/* SCE LME LMA NXE */
+	st->gdtr_base = GDT;
+	st->gdtr_limit = 0x4f;
+	st->idtr_base = IDT;
+	st->idtr_limit = 0xfff;
+	st->tr = (struct emu_seg){ .sel = 0x30, .base = TSS, .limit = 0x67, .attr = 0x8b };
+	st->ldtr = (struct emu_seg){ .attr = 1u << 16 };
+	for (int i = 0; i < 6; i++)
+		seg(&st->seg[i], 0, cpl ? 0xc0f3 : 0xc093);
+	if (cpl) {
+		seg(&st->seg[EMU_CS], 0x2b, 0xa0fb);
+		seg(&st->seg[EMU_SS], 0x23, 0xc0f3);
+		st->gpr[EMU_RSP] = STACK3;
+	} else {
+		seg(&st->seg[EMU_CS], 0x08, 0xa09b);
+		seg(&st->seg[EMU_SS], 0x10, 0xc093);
+		st->gpr[EMU_RSP] = STACK0 - 0x1000;
+	}
+	st->rip = CODE;
+	st->rflags = 0x202;
+	for (int v = 0; v < 256; v++)
+		gate64(v, 0, 0, true);
+}
+
+struct vm {
+	struct emu_machine *m;
+	struct emu_cpu *cpu;
+	struct emu_state st;
+};
+
+static inline void vm_start(struct vm *vm)
+{
+	if (!ram)
+		ram = malloc(RAM_SIZE);
+	build_tables();
+	vm->m = emu_machine_create();
+	vm->cpu = emu_cpu_create(vm->m, &bus);
+}
+
+static inline enum emu_exit vm_run(struct vm *vm)
+{
+	enum emu_exit e;
+
+	emu_set_state(vm->cpu, &vm->st);
+	e = emu_run(vm->cpu, 10000);
+	emu_get_state(vm->cpu, &vm->st);
+	if (e == EMU_EXIT_UNSUPPORTED || e == EMU_EXIT_TRIPLE_FAULT)
+		printf("  exit %d: %s\n", e, emu_last_error(vm->cpu));
+	return e;
+}
+
+static inline void vm_end(struct vm *vm)
+{
+	emu_cpu_destroy(vm->cpu);
+	emu_machine_destroy(vm->m);
+}
+
+/* Which handler stopped the CPU (RIP is past its HLT), or -1. */
+static inline int handler_taken(const struct emu_state *st)
+{
+	if (st->rip <= HANDLERS || st->rip > HANDLERS + 256 * 16 || (st->rip - 1) % 16)
+		return -1;
+	return (st->rip - 1 - HANDLERS) / 16;
 }
 
 #endif
