@@ -5,7 +5,8 @@
  * code: struct emu_machine keeps, per guest-physical page, a bitmap of 128-byte lines that
  * hold cached code and a generation that writes to those lines bump (lock-free, shared by
  * all vCPUs); a trace is valid while its page's generation is unchanged. Instructions that
- * cross a page boundary and code in MMIO are decoded every time they run.
+ * cross a page boundary and code in MMIO are decoded every time they run. Each trace's
+ * instructions are followed by emu_trace_end_insn for the chained dispatch (exec.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -125,14 +126,15 @@ static const struct emu_trace *build_scratch(struct emu_cpu *cpu, const uint8_t 
 					     unsigned n, int *res)
 {
 	struct emu_core *core = emu_core(cpu);
-	int rc = emu_decode(cpu, bytes, n, &core->scratch_insn);
+	int rc = emu_decode(cpu, bytes, n, &core->scratch_insn[0]);
 
 	if (rc == -EAGAIN) {
 		/* Not enough bytes before a limit: the fetch beyond it faults. */
 		*res = emu_gp0(cpu);
 		return NULL;
 	}
-	core->scratch.insn = &core->scratch_insn;
+	core->scratch_insn[1] = emu_trace_end_insn;
+	core->scratch.insn = core->scratch_insn;
 	core->scratch.page = &emu_nocache_page;
 	core->scratch.gen = 0;
 	core->scratch.n = 1;
@@ -158,7 +160,7 @@ static const struct emu_trace *build_mmio(struct emu_cpu *cpu, uint64_t lin, uns
 		}
 		n++;
 	}
-	if (n < sizeof(buf) && emu_decode(cpu, buf, n, &emu_core(cpu)->scratch_insn) == -EAGAIN &&
+	if (n < sizeof(buf) && emu_decode(cpu, buf, n, &emu_core(cpu)->scratch_insn[0]) == -EAGAIN &&
 	    n < limit) {
 		/* The instruction needs the byte that faulted: raise that fault again. */
 		*res = emu_lin_read(cpu, lin + n, &buf[n], 1, EMU_ACC_EXEC);
@@ -258,7 +260,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 			return build_crossing(cpu, lin, p, avail, limit, res);
 		return build_scratch(cpu, p, 15, res);
 	}
-	if (core->pool_used + EMU_TRACE_MAX > EMU_POOL_INSNS)
+	if (core->pool_used + EMU_TRACE_MAX + 1 > EMU_POOL_INSNS)
 		emu_cache_flush(cpu);
 	for (tries = 0;; tries++) {
 		memcpy(buf, p, avail);
@@ -290,6 +292,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	t->gen = gen;
 	t->n = n;
 	t->insn = &core->pool[core->pool_used];
-	core->pool_used += n;
+	t->insn[n] = emu_trace_end_insn;
+	core->pool_used += n + 1;
 	return t;
 }

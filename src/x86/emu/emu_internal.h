@@ -382,6 +382,8 @@ struct emu_cpu {
 	/* core half */
 	void *core_private;		/* decode cache and other core state */
 	uint64_t insn_rip;		/* RIP of the instruction being executed */
+	uint64_t ip_mask;		/* mask of code_size: RIP wraps there (exec.h) */
+	const struct emu_insn *chain_at;	/* instruction the chained dispatch is at */
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
 	union {	/* written and read as one word, so that loads forward from the store */

@@ -41,7 +41,7 @@ struct emu_core {
 	struct emu_insn *pool;
 	unsigned pool_used;
 	struct emu_trace scratch;	/* uncached: MMIO code, page-crossing instructions */
-	struct emu_insn scratch_insn;
+	struct emu_insn scratch_insn[2];	/* one instruction and its trace end */
 	/* last code-page translation, valid until a system instruction or an event */
 	bool fetch_valid;
 	uint8_t fetch_mode;
@@ -142,6 +142,38 @@ emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_str_handler(const struct emu_insn *in, unsigned mnemonic);
 int emu_exec_ud(struct emu_cpu *cpu, const struct emu_insn *in);
 
+/*
+ * Chained dispatch. Every trace's instructions are followed by a trace end (an instruction
+ * of length 0 whose handler emu_exec_trace_end returns EMU_OK). emu_chain_start() runs
+ * one instruction with the RIP convention of emu_internal.h and notes it in
+ * cpu->chain_at. A handler that completed without a fault, without moving RIP off the
+ * straight line and without setting cpu->brk may end with `return emu_next(cpu, in)`:
+ * the next instruction of the trace then starts at once (a tail call), so that a trace
+ * runs as one chain of jumps and each handler has its own indirect branch to predict.
+ * Any other handler simply returns; the run loop (run.c) finds where the chain stopped in
+ * cpu->chain_at and goes on from there. Handlers must not call chaining handlers except
+ * as their final `return`.
+ */
+int emu_exec_trace_end(struct emu_cpu *cpu, const struct emu_insn *in);
+extern const struct emu_insn emu_trace_end_insn;
+
+static inline int emu_chain_start(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t rip = cpu->st.rip;
+
+	cpu->insn_rip = rip;
+	cpu->st.rip = (rip + in->len) & cpu->ip_mask;
+	cpu->chain_at = in;
+	return in->exec(cpu, in);
+}
+
+static inline int emu_next(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (__builtin_expect(cpu->brk, 0))
+		return EMU_OK;
+	return emu_chain_start(cpu, in + 1);
+}
+
 /* ---- registers ---- */
 static inline uint64_t emu_reg_get(const struct emu_cpu *cpu, unsigned reg, unsigned size)
 {
@@ -203,6 +235,7 @@ static inline void emu_fast_refresh(struct emu_cpu *cpu)
 	bool user = cpu->cpl == 3;
 
 	cpu->fast64 = cpu->mode == EMU_MODE_LONG64 && !cpu->sys.dr_data;	/* see seg.c */
+	cpu->ip_mask = emu_size_mask(cpu->code_size);
 	cpu->fast_need_r = (user ? EMU_TLB_USER : 0) | EMU_TLB_HOST;
 	cpu->fast_need_w = cpu->fast_need_r | EMU_TLB_DIRTY | EMU_TLB_HOSTW |
 			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);

@@ -34,7 +34,7 @@ static inline int branch_to(struct emu_cpu *cpu, uint64_t target)
 	static int exec_j##cc(struct emu_cpu *cpu, const struct emu_insn *in)            \
 	{                                                                                \
 		if (!emu_cond_fast(cpu, cc))                                             \
-			return EMU_OK;                                                   \
+			return emu_next(cpu, in);                                        \
 		return branch_to(cpu, rel_target(cpu, in));                              \
 	}
 DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
@@ -65,9 +65,11 @@ static int do_call(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t targ
 
 	TRY(emu_push(cpu, cpu->st.rip, in->opsize));
 	r = emu_branch(cpu, target);
-	if (r)
+	if (r) {
 		cpu->st.gpr[EMU_RSP] = sp;
-	return r;
+		return r;
+	}
+	return emu_next(cpu, in);
 }
 
 static int exec_call_rel(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -111,13 +113,13 @@ static int exec_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 		take = take && emu_flag_zf(cpu);
 	else if (in->mnemonic == ZYDIS_MNEMONIC_LOOPNE)
 		take = take && !emu_flag_zf(cpu);
-	return take ? emu_branch(cpu, rel_target(cpu, in)) : EMU_OK;
+	return take ? emu_branch(cpu, rel_target(cpu, in)) : emu_next(cpu, in);
 }
 
 static int exec_jcxz(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->st.gpr[EMU_RCX] & emu_size_mask(in->addrsize))
-		return EMU_OK;
+		return emu_next(cpu, in);
 	return emu_branch(cpu, rel_target(cpu, in));
 }
 
@@ -128,12 +130,14 @@ static int exec_push(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v;
 
 	TRY(emu_opr(cpu, in, 0, &v));
-	return emu_push(cpu, v, in->opsize);
+	TRY(emu_push(cpu, v, in->opsize));
+	return emu_next(cpu, in);
 }
 
 static int exec_push_r(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	return emu_push(cpu, cpu->st.gpr[in->op[0].reg], in->opsize);
+	TRY(emu_push(cpu, cpu->st.gpr[in->op[0].reg], in->opsize));
+	return emu_next(cpu, in);
 }
 
 static int exec_pop(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -144,9 +148,11 @@ static int exec_pop(struct emu_cpu *cpu, const struct emu_insn *in)
 	TRY(emu_pop(cpu, &v, in->opsize));
 	/* a memory destination uses RSP after the pop (SDM: POP) */
 	r = emu_opw(cpu, in, 0, v);
-	if (r)
+	if (r) {
 		cpu->st.gpr[EMU_RSP] = sp;
-	return r;
+		return r;
+	}
+	return emu_next(cpu, in);
 }
 
 static int exec_pop_r(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -155,7 +161,7 @@ static int exec_pop_r(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	TRY(emu_pop(cpu, &v, in->opsize));
 	emu_reg_set(cpu, in->op[0].reg, in->opsize, v);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_pusha(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -166,9 +172,11 @@ static int exec_pusha(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	for (int i = EMU_RAX; i <= EMU_RDI && !r; i++)
 		r = emu_push(cpu, i == EMU_RSP ? sp : cpu->st.gpr[i], sz);
-	if (r)
+	if (r) {
 		cpu->st.gpr[EMU_RSP] = sp;
-	return r;
+		return r;
+	}
+	return emu_next(cpu, in);
 }
 
 static int exec_popa(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -273,7 +281,7 @@ static int exec_leave(struct emu_cpu *cpu, const struct emu_insn *in)
 		return r;
 	}
 	emu_reg_set(cpu, EMU_RBP, in->opsize, v);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic)

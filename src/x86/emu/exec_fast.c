@@ -40,7 +40,7 @@ static __attribute__((noinline)) int load_slow(struct emu_cpu *cpu, int sreg, ui
 			emu_fast_entry(cpu, op->seg, off, SZ, false, &lin);              \
 		if (__builtin_expect(e != NULL, 1)) {                                    \
 			cpu->st.gpr[in->op[0].reg] = emu_load_n(e->host + (lin & 0xfff), SZ); \
-			return EMU_OK;                                                   \
+			return emu_next(cpu, in);                                        \
 		}                                                                        \
 		return load_slow(cpu, op->seg, off, SZ, &cpu->st.gpr[in->op[0].reg]);    \
 	}
@@ -48,7 +48,8 @@ static __attribute__((noinline)) int load_slow(struct emu_cpu *cpu, int sreg, ui
 	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \
 	{                                                                                \
 		const struct emu_operand *op = &in->op[0];                               \
-		return emu_wr(cpu, op->seg, EA_##F(cpu, op), VAL, SZ);                   \
+		int r = emu_wr(cpu, op->seg, EA_##F(cpu, op), VAL, SZ);                  \
+		return r ? r : emu_next(cpu, in);                                        \
 	}
 /*
  * Per form: MOV r64,m / r32,m (zero-extends) / MOVZX r32|r64,m8|m16; MOV m,r64|r32|r8;
@@ -81,31 +82,31 @@ static const emu_exec_fn fast_sti[4][4] = {
 static int exec_mov_rr8(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg];
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_mov_rr4(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = (uint32_t)cpu->st.gpr[in->op[1].reg];
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_movzx_rr1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xff;
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_movzx_rr2(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xffff;
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = (uint64_t)(int64_t)(int32_t)cpu->st.gpr[in->op[1].reg];
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /*
@@ -124,12 +125,12 @@ static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 		bool cf;                                                                 \
 		if (n == 0) {                                                            \
 			*d = a;                                                          \
-			return EMU_OK;                                                   \
+			return emu_next(cpu, in);                                        \
 		}                                                                        \
 		SHIFT_##NAME(SZ);                                                        \
 		*d = r & m;                                                              \
 		emu_flags_set(cpu, EMU_ARITH, f);                                        \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}
 #define SHIFT_shl(SZ)                                                                    \
 	r = (a << n) & m;                                                                \
@@ -153,7 +154,7 @@ DEF_SHIFT(sar, 4) DEF_SHIFT(sar, 8)
 		uint64_t *d = &cpu->st.gpr[in->op[0].reg], a = *d & emu_size_mask(SZ);  \
 		*d = -a & emu_size_mask(SZ);                                             \
 		emu_lf_set(cpu, LF_SUB, SZ, 0, a, -a);                                   \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}
 DEF_NEG(4) DEF_NEG(8)
 
@@ -169,7 +170,7 @@ static int exec_push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (r)
 		return r;
 	cpu->st.gpr[EMU_RSP] = sp;
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -181,7 +182,7 @@ static int exec_pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 		return r;
 	cpu->st.gpr[EMU_RSP] += 8;
 	cpu->st.gpr[in->op[0].reg] = v;	/* POP RSP loads the popped value */
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -228,7 +229,7 @@ static inline int jump64(struct emu_cpu *cpu, const struct emu_insn *in)
 static __attribute__((noinline)) int jcc64_slow(struct emu_cpu *cpu, const struct emu_insn *in,
 						unsigned cc)
 {
-	return emu_cond(cpu, cc) ? jump64(cpu, in) : EMU_OK;
+	return emu_cond(cpu, cc) ? jump64(cpu, in) : emu_next(cpu, in);
 }
 
 #define DEF_JCC64(cc)                                                                    \
@@ -237,7 +238,7 @@ static __attribute__((noinline)) int jcc64_slow(struct emu_cpu *cpu, const struc
 		int v = emu_cond_try(cpu, cc);                                           \
 		if (__builtin_expect(v < 0, 0))                                          \
 			return jcc64_slow(cpu, in, cc);                                  \
-		return v ? jump64(cpu, in) : EMU_OK;                                     \
+		return v ? jump64(cpu, in) : emu_next(cpu, in);                          \
 	}
 DEF_JCC64(0) DEF_JCC64(1) DEF_JCC64(2) DEF_JCC64(3) DEF_JCC64(4) DEF_JCC64(5) DEF_JCC64(6)
 DEF_JCC64(7) DEF_JCC64(8) DEF_JCC64(9) DEF_JCC64(10) DEF_JCC64(11) DEF_JCC64(12)

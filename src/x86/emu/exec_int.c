@@ -151,7 +151,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			TRY(emu_opw(cpu, in, 0, r));                                     \
 		alu_flags(cpu, OP, sz, a, b, r, cin);                                    \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}                                                                                \
 	static int name##_rr(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                \
@@ -166,7 +166,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			emu_reg_set(cpu, in->op[0].reg, sz, r);                          \
 		alu_flags(cpu, OP, sz, a, b, r, cin);                                    \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}                                                                                \
 	static int name##_ri(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                \
@@ -181,7 +181,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			emu_reg_set(cpu, in->op[0].reg, sz, r);                          \
 		alu_flags(cpu, OP, sz, a, b, r, cin);                                    \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}
 
 /* 32- and 64-bit register forms with the size folded in (no size switches). */
@@ -195,7 +195,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			*d = r;                                                          \
 		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}                                                                                \
 	static int name##_ri##SZ(struct emu_cpu *cpu, const struct emu_insn *in)         \
 	{                                                                                \
@@ -206,7 +206,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			*d = r;                                                          \
 		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}
 #define DEF_ALU_ALL(name, OP, WB) \
 	DEF_ALU(name, OP, WB) DEF_ALU_SZ(name, OP, WB, 4) DEF_ALU_SZ(name, OP, WB, 8)
@@ -249,7 +249,7 @@ static int exec_incdec(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	r = (dec ? a - 1 : a + 1) & emu_size_mask(sz);
 	emu_lf_setc(cpu, dec ? LF_DEC : LF_INC, sz, cf, a, 1, r);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_neg(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -264,7 +264,7 @@ static int exec_neg(struct emu_cpu *cpu, const struct emu_insn *in)
 		TRY(emu_opw(cpu, in, 0, -a));
 	}
 	emu_lf_set(cpu, LF_SUB, sz, 0, a, -a);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_not(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -363,7 +363,7 @@ static int exec_shift(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	TRY(emu_opw(cpu, in, 0, r & m));
 	emu_flags_set(cpu, mask, f);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -401,7 +401,7 @@ static int exec_shxd(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_flags_set(cpu, EMU_ARITH,
 		      emu_szp(r, sz) | (cf ? EMU_CF : 0) |
 			      ((((r ^ a) & sign) != 0) ? EMU_OF : 0));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /* ---- multiply and divide ---- */
@@ -451,7 +451,7 @@ static int exec_mul1(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_reg_set(cpu, EMU_RDX, sz, hi);
 	}
 	emu_flags_set(cpu, EMU_ARITH, (ov ? EMU_CF | EMU_OF : 0) | emu_szp(lo, sz));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_imul_n(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -477,7 +477,7 @@ static int exec_imul_n(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	TRY(emu_opw(cpu, in, 0, lo));
 	emu_flags_set(cpu, EMU_ARITH, (ov ? EMU_CF | EMU_OF : 0) | emu_szp(lo, sz));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_div(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -525,7 +525,7 @@ static int exec_div(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_reg_set(cpu, EMU_RAX, sz, q);
 		emu_reg_set(cpu, EMU_RDX, sz, rem);
 	}
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /* ---- bit instructions ---- */
@@ -582,7 +582,7 @@ static int exec_bt(struct emu_cpu *cpu, const struct emu_insn *in)
 			TRY(emu_opw(cpu, in, 0, calc(a, bit, 0)));
 	}
 	emu_flags_set(cpu, EMU_CF, (a >> bit) & 1 ? EMU_CF : 0);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_bsf(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -594,12 +594,12 @@ static int exec_bsf(struct emu_cpu *cpu, const struct emu_insn *in)
 	s &= emu_size_mask(sz);
 	if (s == 0) {
 		emu_flags_set(cpu, EMU_ZF, EMU_ZF);
-		return EMU_OK;
+		return emu_next(cpu, in);
 	}
 	TRY(emu_opw(cpu, in, 0, in->mnemonic == ZYDIS_MNEMONIC_BSF ? __builtin_ctzll(s)
 								   : 63 - __builtin_clzll(s)));
 	emu_flags_set(cpu, EMU_ZF, 0);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /* ---- exchange and compare ---- */
@@ -643,7 +643,7 @@ static int exec_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->prefixes & EMU_PFX_LOCK)
 		TRY(emu_opw(cpu, in, 1, a));
 	emu_lf_set(cpu, LF_ADD, sz, a, b, r);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -670,7 +670,7 @@ static int exec_cmpxchg(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (d != acc)
 		emu_reg_set(cpu, EMU_RAX, sz, d);
 	emu_lf_set(cpu, LF_SUB, sz, acc, d, acc - d);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -701,7 +701,7 @@ static int exec_cmpxchg8b(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_reg_set(cpu, EMU_RDX, 4, d >> 32);
 		emu_flags_set(cpu, EMU_ZF, 0);
 	}
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -715,7 +715,7 @@ static int exec_bswap(struct emu_cpu *cpu, const struct emu_insn *in)
 		cpu->st.gpr[r] = __builtin_bswap32((uint32_t)v);
 	else
 		emu_reg_set(cpu, r, 2, 0);	/* undefined; zero as common hardware does */
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /* ---- moves ---- */
@@ -731,13 +731,13 @@ static int exec_mov(struct emu_cpu *cpu, const struct emu_insn *in)
 static int exec_mov_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, cpu->st.gpr[in->op[1].reg]);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_mov_ri(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, in->op[1].imm);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 /* Loads and stores of 4 and 8 bytes with a base+displacement address, the common case. */
@@ -749,7 +749,7 @@ static int exec_mov_ri(struct emu_cpu *cpu, const struct emu_insn *in)
 				  emu_size_mask(in->addrsize);                           \
 		TRY(emu_rd(cpu, op->seg, off, &v, SZ));                                  \
 		cpu->st.gpr[in->op[0].reg] = v;                                          \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}                                                                                \
 	static int exec_mov_mr##SZ(struct emu_cpu *cpu, const struct emu_insn *in)       \
 	{                                                                                \
@@ -769,7 +769,7 @@ DEF_MOV_SZ(8)
 		uint64_t v;                                                              \
 		TRY(emu_rd(cpu, op->seg, emu_ea_off(cpu, in, op), &v, SZ));              \
 		cpu->st.gpr[in->op[0].reg] = v;                                          \
-		return EMU_OK;                                                           \
+		return emu_next(cpu, in);                                                \
 	}                                                                                \
 	static int exec_mov_mrx##SZ(struct emu_cpu *cpu, const struct emu_insn *in)      \
 	{                                                                                \
@@ -805,7 +805,7 @@ static int exec_mov_rm(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	TRY(emu_rd(cpu, op->seg, emu_ea_off(cpu, in, op), &v, op->size));
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, v);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_mov_mr(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -837,7 +837,7 @@ static int exec_movx(struct emu_cpu *cpu, const struct emu_insn *in)
 static int exec_lea(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, emu_ea_off(cpu, in, &in->op[1]));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_setcc(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -853,7 +853,7 @@ static int exec_cmovcc(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (!emu_cond(cpu, in->cc))
 		v = cpu->st.gpr[in->op[0].reg];
 	emu_reg_set(cpu, in->op[0].reg, in->op[0].size, v);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_cbw(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -862,7 +862,7 @@ static int exec_cbw(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	emu_reg_set(cpu, EMU_RAX, sz, emu_sext(cpu->st.gpr[EMU_RAX] & emu_size_mask(sz / 2),
 					       sz / 2));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -870,7 +870,7 @@ static int exec_cwd(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned sz = in->opsize;
 
 	emu_reg_set(cpu, EMU_RDX, sz, (cpu->st.gpr[EMU_RAX] & emu_sign_bit(sz)) ? ~0ull : 0);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_lahf(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -878,7 +878,7 @@ static int exec_lahf(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t f = emu_get_rflags(cpu);
 
 	emu_reg_set(cpu, EMU_REG_HIGH8, 1, (f & (EMU_SF | EMU_ZF | EMU_AF | EMU_PF | EMU_CF)) | 2);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_sahf(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -886,7 +886,7 @@ static int exec_sahf(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint32_t m = EMU_SF | EMU_ZF | EMU_AF | EMU_PF | EMU_CF;
 
 	emu_flags_set(cpu, m, (uint32_t)(cpu->st.gpr[EMU_RAX] >> 8));
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_flagop(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -908,13 +908,13 @@ static int exec_flagop(struct emu_cpu *cpu, const struct emu_insn *in)
 		cpu->st.rflags |= EMU_DF;
 		break;
 	}
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_salc(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	emu_reg_set(cpu, EMU_RAX, 1, emu_flag_cf(cpu) ? 0xff : 0);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -925,12 +925,12 @@ static int exec_xlat(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	TRY(emu_mread(cpu, in->op[0].seg, off, &v, 1));
 	emu_reg_set(cpu, EMU_RAX, 1, v);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_nop(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 static int exec_bound(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -944,7 +944,7 @@ static int exec_bound(struct emu_cpu *cpu, const struct emu_insn *in)
 	TRY(emu_mread(cpu, op->seg, (off + sz) & emu_size_mask(in->addrsize), &hi, sz));
 	if (v < (int64_t)emu_sext(lo, sz) || v > (int64_t)emu_sext(hi, sz))
 		return emu_fault(cpu, EMU_BR, 0, false);
-	return EMU_OK;
+	return emu_next(cpu, in);
 }
 
 emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic)

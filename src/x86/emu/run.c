@@ -253,35 +253,57 @@ static inline bool event_due(const struct emu_cpu *cpu, uint32_t ev)
 	       ((ev & EMU_EV_INTR) && (cpu->st.rflags & EMU_IF));
 }
 
+/* The entry after each trace's last instruction: it ends the chain (exec.h). */
+int emu_exec_trace_end(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return EMU_OK;
+}
+
+const struct emu_insn emu_trace_end_insn = { .exec = emu_exec_trace_end };
+
 /*
  * Execute trace `t` and, while branches lead to traces found on the fast path and no event
  * is pending, the traces after it, up to instruction count `limit`. Returns 0 to go on,
  * -1 to go on after a fault was delivered, EMU_STOP when the loop must return
- * cpu->stop_reason.
+ * cpu->stop_reason. Each trace runs as chains (exec.h): the loop restarts the chain after
+ * a handler that returned without chaining, and leaves the trace at a taken branch.
  */
 static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t limit)
 {
-	uint64_t ipm = emu_ip_mask(cpu), rip = cpu->st.rip, next, count = cpu->insn_count, t_rip;
+	uint64_t count = cpu->insn_count, t_rip;
 	const struct emu_insn *in, *start, *end;
 	struct emu_core *core = emu_core(cpu);
+	struct emu_insn part[EMU_TRACE_MAX + 1];
 	uint32_t ev;
 	int r;
 
 	for (;;) {
-		t_rip = rip;
-		in = start = t->insn;
-		end = in + (t->n < limit - count ? t->n : limit - count);
+		t_rip = cpu->st.rip;
+		start = t->insn;
+		end = start + t->n;
+		if (__builtin_expect(t->n > limit - count, 0)) {
+			/* the budget ends inside this trace: run a copy of the part it allows */
+			unsigned k = limit - count;
+
+			memcpy(part, start, k * sizeof(*start));
+			part[k] = emu_trace_end_insn;
+			start = part;
+			end = part + k;
+		}
+		in = start;
 		for (;;) {
-			cpu->insn_rip = rip;
-			next = (rip + in->len) & ipm;
-			cpu->st.rip = next;
-			r = in->exec(cpu, in);
+			r = emu_chain_start(cpu, in);
+			in = cpu->chain_at;
 			if (__builtin_expect(r | cpu->brk, 0))
 				goto slow;
-			in++;
-			if (cpu->st.rip != next || in == end)
+			if (in == end)
 				break;
-			rip = next;
+			/* a handler that did not chain: fall through, or leave at a taken branch */
+			if (cpu->st.rip != ((cpu->insn_rip + in->len) & cpu->ip_mask)) {
+				in++;
+				break;
+			}
+			in++;
 		}
 		count += in - start;
 		ev = atomic_load_explicit(&cpu->events, memory_order_relaxed);
@@ -294,14 +316,11 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 		 * and the code is unchanged (same generation).
 		 */
 		if (cpu->st.rip == t_rip && core->fetch_valid &&
-		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed)) {
-			rip = t_rip;
+		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
 			continue;
-		}
 		t = emu_trace_fast(cpu);
 		if (!t)
 			break;
-		rip = cpu->st.rip;
 	}
 	cpu->insn_count = count;
 	return 0;
@@ -309,7 +328,7 @@ slow:
 	/* fault, stop, MMIO stop or a write to cached code */
 	cpu->brk = false;
 	if (r == EMU_FAULT) {
-		cpu->st.rip = rip;
+		cpu->st.rip = cpu->insn_rip;
 		emu_core(cpu)->fetch_valid = false;
 	}
 	/* A faulting instruction uses budget too: a guest looping on faults still returns. */
