@@ -21,6 +21,7 @@ struct kvm_slot {
 	uint64_t gpa, size;
 	uint8_t *host;
 	bool copied;		/* host is our own page-aligned copy (munmap on destroy) */
+	bool readonly;		/* KVM_MEM_READONLY: guest writes are MMIO exits */
 };
 
 struct accel {
@@ -31,6 +32,10 @@ struct accel {
 	const struct accel_io_ops *io;
 	uint32_t *apic_ids;
 	bool ignore_msrs, verbose_msrs;	/* unknown MSRs exit to us (-w, x86.verbosemsr) */
+	bool hw_virt;		/* VMX/SVM underneath, not a software KVM such as kvm_pvm */
+	/* The CPUID set offered (cpu.model): a named level cut to what KVM runs, or the host's */
+	struct accel_cpuid_entry cpuid[ACCEL_CPUID_MAX_ENTRIES];
+	int ncpuid;
 	pthread_mutex_t slot_lock;
 	struct kvm_slot slots[KVM_MAX_SLOTS];
 	int nslots;

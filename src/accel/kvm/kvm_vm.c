@@ -2,7 +2,9 @@
  * kvm_vm.c: the KVM accelerator's VM half. Opens /dev/kvm with errors that say what to fix,
  * creates the VM with KVM's in-kernel PIC, IOAPIC and PIT, maps guest memory as slots (ROM as
  * KVM_MEM_READONLY, so writes to it come back as MMIO exits), raises lines and MSIs and
- * reports KVM_GET_SUPPORTED_CPUID. Linux Documentation/virt/kvm/api.rst §4 for each ioctl.
+ * offers the CPUID set of cpu.model (KVM_GET_SUPPORTED_CPUID for host, the default with
+ * hardware virtualization; else a named level of x86/cpuid.c cut to what KVM supports).
+ * Linux Documentation/virt/kvm/api.rst §4 for each ioctl.
  * ioeventfd/irqfd live in kvm_notify.c.
  */
 #include <errno.h>
@@ -13,8 +15,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <cpuid.h>
 
 #include "accel/kvm/kvm_internal.h"
+#include "x86/cpuid.h"
 
 /* Below the 16 MiB bootrom window and above the LAPIC, as the PCI hole leaves it free. */
 #define KVM_IDENTITY_MAP_GPA 0xfeffc000ULL
@@ -98,6 +102,129 @@ static int kvm_fail(struct accel *a, char *err, size_t errlen, int ret, const ch
 	snprintf(err, errlen, "%s: %s", what, strerror(-ret));
 	kvm_close(a);
 	return ret;
+}
+
+/* KVM_GET_SUPPORTED_CPUID: what this KVM can run (cpu.model=host). */
+static int kvm_host_cpuid(struct accel *a, struct accel_cpuid_entry *ents, int max)
+{
+	struct kvm_cpuid2 *c = NULL;
+	int nent = ACCEL_CPUID_MAX_ENTRIES, ret, n;
+
+	for (;;) {
+		size_t bytes = sizeof *c + (size_t)nent * sizeof c->entries[0];
+		struct kvm_cpuid2 *grown = realloc(c, bytes);
+
+		if (!grown) {
+			free(c);
+			return -ENOMEM;
+		}
+		c = grown;
+		memset(c, 0, sizeof *c);
+		c->nent = (uint32_t)nent;
+		if (ioctl(a->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			break;
+		if (errno != E2BIG || nent >= 4096) {
+			ret = -errno;
+			free(c);
+			return ret;
+		}
+		nent *= 2;
+	}
+	/*
+	 * Hosts with many XSAVE components list more sub-leaves than ACCEL_CPUID_MAX_ENTRIES;
+	 * all-zero ones say nothing (KVM reads an unlisted sub-leaf as zeros), so they go first.
+	 */
+	n = 0;
+	for (uint32_t i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if ((int)c->nent - (int)i > max - n && !e->eax && !e->ebx && !e->ecx && !e->edx &&
+		    e->function != 0)
+			continue;
+		if (n == max) {
+			free(c);
+			return -E2BIG;
+		}
+		ents[n++] = (struct accel_cpuid_entry){
+			.function = e->function, .index = e->index,
+			.flags = (e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
+					 ? ACCEL_CPUID_SIGNIFICANT_INDEX : 0,
+			.eax = e->eax, .ebx = e->ebx, .ecx = e->ecx, .edx = e->edx,
+		};
+	}
+	free(c);
+	return n;
+}
+
+static int kvm_supported_cpuid(struct accel *a, struct accel_cpuid_entry *ents, int max)
+{
+	if (max < a->ncpuid)
+		return -E2BIG;
+	memcpy(ents, a->cpuid, sizeof ents[0] * (size_t)a->ncpuid);
+	return a->ncpuid;
+}
+
+/*
+ * Hardware virtualization underneath /dev/kvm? kvm_intel/kvm_amd say yes, kvm_pvm (a
+ * software KVM that runs unmodified guests through its instruction emulator) says no;
+ * without either module in /sys, the host CPU's VMX/SVM bit decides.
+ */
+static bool kvm_has_hw_virt(void)
+{
+	unsigned eax, ebx, ecx, edx;
+
+	if (access("/sys/module/kvm_intel", F_OK) == 0 ||
+	    access("/sys/module/kvm_amd", F_OK) == 0)
+		return true;
+	if (access("/sys/module/kvm_pvm", F_OK) == 0)
+		return false;
+	if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 5)))
+		return true;
+	return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 2));
+}
+
+/*
+ * The CPUID set of cpu.model (NULL: host with hardware virtualization, else the software
+ * CPU's level, since the software CPU finishes what such a KVM refuses). A named level
+ * loses what KVM cannot offer, said once. 0 or -errno with err filled.
+ */
+static int kvm_setup_cpuid(struct accel *a, const char *model, char *err, size_t errlen)
+{
+	struct accel_cpuid_entry host[ACCEL_CPUID_MAX_ENTRIES];
+	const struct cpuid_level *level;
+	char dropped[256];
+	int nhost, n;
+
+	nhost = kvm_host_cpuid(a, host, ACCEL_CPUID_MAX_ENTRIES);
+	if (nhost < 0) {
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-nhost));
+		return nhost;
+	}
+	if (!model)
+		model = a->hw_virt ? CPUID_MODEL_HOST : CPUID_LEVEL_SOFT;
+	if (strcmp(model, CPUID_MODEL_HOST) == 0) {
+		memcpy(a->cpuid, host, sizeof host[0] * (size_t)nhost);
+		a->ncpuid = nhost;
+		return 0;
+	}
+	level = cpuid_level_find(model);
+	if (!level) {
+		snprintf(err, errlen, "unknown cpu.model '%s' (%s)", model, CPUID_MODEL_NAMES);
+		return -EINVAL;
+	}
+	n = cpuid_level_leaves(level, a->cpuid, ACCEL_CPUID_MAX_ENTRIES);
+	if (n < 0) {
+		snprintf(err, errlen, "cpu.model=%s: %s", model, strerror(-n));
+		return n;
+	}
+	a->ncpuid = n;
+	/* KVM reports the TSC-deadline timer as a capability, not in its CPUID set. */
+	if (cpuid_level_restrict(a->cpuid, n, host, nhost,
+				 kvm_check_cap(a->kvm_fd, KVM_CAP_TSC_DEADLINE_TIMER) ? 1u << 24 : 0,
+				 dropped, sizeof dropped))
+		fprintf(stderr, "khyve: cpu.model=%s: this KVM cannot offer %s; left out\n", model,
+			dropped);
+	return 0;
 }
 
 static int kvm_create(const struct accel_config *cfg, struct accel **out, char *err,
@@ -220,6 +347,12 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 		a->ignore_msrs = cfg->ignore_msrs;
 		a->verbose_msrs = cfg->verbose_msrs;
 	}
+	a->hw_virt = kvm_has_hw_virt();
+	ret = kvm_setup_cpuid(a, cfg->cpu_model, err, errlen);
+	if (ret) {
+		kvm_close(a);
+		return ret;
+	}
 	*out = a;
 	return 0;
 }
@@ -233,7 +366,7 @@ static int kvm_map_memory(struct accel *a, uint64_t gpa, uint64_t size, void *ho
 			  bool readonly)
 {
 	struct kvm_userspace_memory_region region;
-	struct kvm_slot slot = { .gpa = gpa, .size = size, .host = host };
+	struct kvm_slot slot = { .gpa = gpa, .size = size, .host = host, .readonly = readonly };
 	int ret = 0;
 
 	if (size == 0 || (gpa & (KVM_PAGE - 1)) || gpa + size < gpa)
@@ -305,57 +438,6 @@ static void kvm_memory_written(struct accel *a, uint64_t gpa, uint64_t len)
 	(void)a;
 	(void)gpa;
 	(void)len;
-}
-
-static int kvm_supported_cpuid(struct accel *a, struct accel_cpuid_entry *ents, int max)
-{
-	struct kvm_cpuid2 *c = NULL;
-	int nent = ACCEL_CPUID_MAX_ENTRIES, ret, n;
-
-	for (;;) {
-		size_t bytes = sizeof *c + (size_t)nent * sizeof c->entries[0];
-		struct kvm_cpuid2 *grown = realloc(c, bytes);
-
-		if (!grown) {
-			free(c);
-			return -ENOMEM;
-		}
-		c = grown;
-		memset(c, 0, sizeof *c);
-		c->nent = (uint32_t)nent;
-		if (ioctl(a->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			break;
-		if (errno != E2BIG || nent >= 4096) {
-			ret = -errno;
-			free(c);
-			return ret;
-		}
-		nent *= 2;
-	}
-	/*
-	 * Hosts with many XSAVE components list more sub-leaves than ACCEL_CPUID_MAX_ENTRIES;
-	 * all-zero ones say nothing (KVM reads an unlisted sub-leaf as zeros), so they go first.
-	 */
-	n = 0;
-	for (uint32_t i = 0; i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		if ((int)c->nent - (int)i > max - n && !e->eax && !e->ebx && !e->ecx && !e->edx &&
-		    e->function != 0)
-			continue;
-		if (n == max) {
-			free(c);
-			return -E2BIG;
-		}
-		ents[n++] = (struct accel_cpuid_entry){
-			.function = e->function, .index = e->index,
-			.flags = (e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
-					 ? ACCEL_CPUID_SIGNIFICANT_INDEX : 0,
-			.eax = e->eax, .ebx = e->ebx, .ecx = e->ecx, .edx = e->edx,
-		};
-	}
-	free(c);
-	return n;
 }
 
 static int kvm_irq_line(struct accel *a, unsigned gsi, bool level)
