@@ -8,9 +8,15 @@
 #  2. integer throughput: bench/guest/intbench.elf (softcpu.md §1.2's workload) at
 #     BENCH_ITER1 and BENCH_ITER2 iterations; MIPS = (ITER2-ITER1) * INSNS_PER_ITER / (t2-t1),
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
+#  3. Linux boot (`boot`): Debian's kernel (KHYVE_TESTDATA, as tests/integration/linux_*.sh)
+#     with the busybox initramfs of scripts/mkinitramfs.sh, 1 vCPU, the same command line on
+#     khyve's software CPU and QEMU TCG (-M pc): wall time from exec to /init's marker line
+#     and to the exit after `poweroff -f` (bench/boot.sh), median of BENCH_BOOT_RUNS (3)
+#     runs taken in turns, engine after engine, so that both see the same load.
 # Every engine is first run once under `timeout` to check that it finishes with the expected
 # exit status (and, for intbench, the native checksum); one that does not is reported and
-# left out of the timings. BENCH_PARTS="startup throughput blk" picks the sections.
+# left out of the timings (boot: each timed run is checked, and the first failure drops the
+# engine). BENCH_PARTS="startup throughput boot blk" picks the sections.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${BUILD:-build}
@@ -21,7 +27,8 @@ iter1=${BENCH_ITER1:-10}
 iter2=${BENCH_ITER2:-210}
 limit=${BENCH_TIMEOUT:-300}
 qemu=${QEMU:-qemu-system-x86_64}
-parts=${BENCH_PARTS:-startup throughput blk}
+parts=${BENCH_PARTS:-startup throughput boot blk}
+bruns=${BENCH_BOOT_RUNS:-3}
 
 # Instructions per iteration of workload_iter (bench/guest/workload.c as built by
 # bench/guest/Makefile with gcc 12.2, Debian 12), from the difference of two native runs:
@@ -227,6 +234,77 @@ echo "|---|---|---|"
 	echo "| qemu-tcg / native | $(ratio "${mips[qemu-tcg]}" "${mips[native]}") | |"
 [ -n "${mips[khyve-kvm]:-}" ] && [ -n "${mips[native]:-}" ] &&
 	echo "| khyve-kvm / native | $(ratio "${mips[khyve-kvm]}" "${mips[native]}") | |"
+fi
+
+if want_part boot; then
+# ---- Linux boot ----
+echo
+echo "## Linux boot: exec to the userspace marker (1 vCPU, median of $bruns runs)"
+echo
+data=${KHYVE_TESTDATA:-/var/cache/khyve}
+kernel=${BENCH_KERNEL:-$(ls "$data"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)}
+initrd=$out/initramfs.cpio.gz
+marker=KHYVE-USERSPACE-OK
+if [ -z "$kernel" ] || [ ! -f "$kernel" ]; then
+	echo "no kernel in $data/kernel/boot (scripts/setup.sh --test): section skipped"
+elif ! scripts/mkinitramfs.sh "$initrd"; then
+	echo "scripts/mkinitramfs.sh failed (busybox-static installed?): section skipped"
+else
+	# The same command line for both: the console on COM1, no timing options for either.
+	bcmd="console=ttyS0 panic=-1 khyve.end=poweroff"
+	bnames=()
+	declare -A bcmds bshow bwant bfail bmark bexit
+	badd() {	# badd NAME WANTED_EXIT command...
+		local name=$1
+		bnames+=("$name")
+		bwant[$name]=$2
+		shift 2
+		bcmds[$name]=$(printf '%q ' "$@")
+		bshow[$name]=${bcmds[$name]% }	# quoted: the command line has spaces
+	}
+	badd khyve-soft 1 "$khyve" -o accel=soft -c 1 -m 512M -A -s 0,hostbridge -s 31,lpc \
+		-l com1,stdio -o "boot.kernel=$kernel" -o "boot.initrd=$initrd" \
+		-o "boot.cmdline=$bcmd" linuxguest
+	[ $have_qemu = 1 ] && badd qemu-tcg 0 "$qemu" -accel tcg -M pc -smp 1 -m 512M \
+		-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+		-kernel "$kernel" -initrd "$initrd" -append "$bcmd"
+	for ((i = 0; i < bruns; i++)); do
+		for n in "${bnames[@]}"; do
+			[ -z "${bfail[$n]:-}" ] || continue
+			read -r m e rc < <(eval "bench/boot.sh $marker $limit -- ${bcmds[$n]}")
+			if [ "$m" = - ] || [ "$rc" != "${bwant[$n]}" ]; then
+				bfail[$n]="exit $rc (want ${bwant[$n]})"
+				[ "$m" = - ] && bfail[$n]="${bfail[$n]}, no $marker line"
+				continue
+			fi
+			bmark[$n]="${bmark[$n]:-} $m"
+			bexit[$n]="${bexit[$n]:-} $e"
+		done
+	done
+	median() {	# median of the numbers given
+		printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+			if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	}
+	declare -A bmed
+	echo "| engine | to marker ms | to exit ms | runs (to marker) | exit | command |"
+	echo "|---|---|---|---|---|---|"
+	for n in "${bnames[@]}"; do
+		if [ -n "${bfail[$n]:-}" ]; then
+			echo "| $n | - | - | | ${bfail[$n]} | \`${bshow[$n]}\` |"
+			continue
+		fi
+		# shellcheck disable=SC2086 # the lists are space-separated numbers
+		bmed[$n]=$(median ${bmark[$n]})
+		# shellcheck disable=SC2086
+		echo "| $n | ${bmed[$n]} | $(median ${bexit[$n]}) | ${bmark[$n]# } | ${bwant[$n]} |" \
+			"\`${bshow[$n]}\` |"
+	done
+	echo
+	echo "| comparison | time ratio | target |"
+	echo "|---|---|---|"
+	[ -n "${bmed[khyve-soft]:-}" ] && [ -n "${bmed[qemu-tcg]:-}" ] &&
+		echo "| khyve-soft / qemu-tcg (to marker) | $(ratio "${bmed[khyve-soft]}" "${bmed[qemu-tcg]}")x | <= 2x (within 2x of QEMU TCG) |"
+fi
 fi
 
 if want_part blk; then
