@@ -1,7 +1,8 @@
 /*
  * test_uart.c: the 16550A model through its register interface, with a fake character
  * backend (a pipe for input, a buffer for output): reset values, DLAB, FIFO and trigger
- * levels, IIR priorities, THRE interrupt rules, OUT2 gating, loopback, flow control, EOF.
+ * levels, IIR priorities, THRE interrupt rules, OUT2 gating, loopback, flow control, EOF;
+ * char backends: output batched on the event loop, flushed by char_flush and char_close.
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -508,4 +509,138 @@ TEST(uart_over_tcp_backend)
 	pthread_join(th, NULL);
 	uart_destroy(t.u);
 	evl_destroy(loop);
+}
+
+/* ---- output batching (char.h "Output") ---- */
+
+struct batch_be {
+	struct char_backend be;	/* first: the ops get &be */
+	pthread_mutex_t lock;
+	uint8_t out[16384];
+	size_t out_len;
+	unsigned writes;
+	bool closed;
+};
+
+static long batch_write(struct char_backend *be, const void *buf, size_t len)
+{
+	struct batch_be *b = (struct batch_be *)be;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->out_len + len <= sizeof b->out) {
+		memcpy(b->out + b->out_len, buf, len);
+		b->out_len += len;
+	}
+	b->writes++;
+	pthread_mutex_unlock(&b->lock);
+	return (long)len;
+}
+
+static void batch_close(struct char_backend *be)
+{
+	((struct batch_be *)be)->closed = true;
+}
+
+static const struct char_backend_ops batch_ops = { .write = batch_write, .close = batch_close };
+
+static void batch_counts(struct batch_be *b, unsigned *writes, size_t *len)
+{
+	pthread_mutex_lock(&b->lock);
+	*writes = b->writes;
+	*len = b->out_len;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Bytes written through a UART reach the host in one write, within a few ms of the first. */
+TEST(char_batches_output_on_the_loop)
+{
+	static struct batch_be b;
+	struct event_loop *loop;
+	struct irq_rec irq = { 0 };
+	struct uart *u;
+	pthread_t th;
+	unsigned writes;
+	size_t len;
+	uint64_t v;
+
+	memset(&b, 0, sizeof b);
+	pthread_mutex_init(&b.lock, NULL);
+	CHECK(evl_create(&loop) == 0);
+	char_backend_init(&b.be, &batch_ops, loop, -1);
+	CHECK(char_backend_batch_output(&b.be) == 0);
+	CHECK(uart_create(rec_irq, &irq, &b.be, &u) == 0);
+	CHECK(pthread_create(&th, NULL, evl_thread, loop) == 0);
+	for (const char *p = "line\n"; *p; p++) {
+		v = (uint8_t)*p;
+		uart_io(u, 0, 1, true, &v);
+	}
+	batch_counts(&b, &writes, &len);
+	CHECK_EQ_U64(writes, 0);	/* held for CHAR_TX_DELAY_NS */
+	for (int i = 0; i < 500 && len == 0; i++) {
+		usleep(1000);
+		batch_counts(&b, &writes, &len);
+	}
+	CHECK_EQ_U64(writes, 1);
+	CHECK_EQ_U64(len, 5);
+	CHECK(memcmp(b.out, "line\n", 5) == 0);
+	/* char_flush writes at once */
+	char_write(&b.be, "ab", 2);
+	char_flush(&b.be);
+	batch_counts(&b, &writes, &len);
+	CHECK_EQ_U64(writes, 2);
+	CHECK_EQ_U64(len, 7);
+	char_flush(&b.be);	/* nothing left: no empty write */
+	batch_counts(&b, &writes, &len);
+	CHECK_EQ_U64(writes, 2);
+	/* a close writes what is left */
+	v = 'z';
+	uart_io(u, 0, 1, true, &v);
+	evl_stop(loop);
+	pthread_join(th, NULL);
+	uart_destroy(u);
+	CHECK(b.closed);
+	CHECK_EQ_U64(b.out_len, 8);
+	CHECK_EQ_U64(b.out[7], 'z');
+	evl_destroy(loop);
+	pthread_mutex_destroy(&b.lock);
+}
+
+/* A full buffer and writes bigger than it keep the byte order; no loop: write through. */
+TEST(char_batch_overflow_keeps_order)
+{
+	static struct batch_be b;
+	static uint8_t src[9000];
+	struct event_loop *loop;
+
+	for (size_t i = 0; i < sizeof src; i++)
+		src[i] = (uint8_t)(i * 7 + i / 251);
+	memset(&b, 0, sizeof b);
+	pthread_mutex_init(&b.lock, NULL);
+	CHECK(evl_create(&loop) == 0);	/* not run: only char_flush/close write */
+	char_backend_init(&b.be, &batch_ops, loop, -1);
+	CHECK(char_backend_batch_output(&b.be) == 0);
+	char_write(&b.be, src, 3000);
+	char_write(&b.be, src + 3000, 1000);
+	CHECK_EQ_U64(b.writes, 0);
+	char_write(&b.be, src + 4000, 100);	/* 4100 > CHAR_TXBUF: the first 4000 go */
+	CHECK_EQ_U64(b.writes, 1);
+	CHECK_EQ_U64(b.out_len, 4000);
+	char_write(&b.be, src + 4100, 4900);	/* bigger than the buffer: straight after */
+	CHECK_EQ_U64(b.writes, 3);
+	CHECK_EQ_U64(b.out_len, 9000);
+	CHECK(memcmp(b.out, src, 9000) == 0);
+	char_close(&b.be);
+	CHECK(b.closed);
+	evl_destroy(loop);
+	pthread_mutex_destroy(&b.lock);
+
+	memset(&b, 0, sizeof b);
+	pthread_mutex_init(&b.lock, NULL);
+	char_backend_init(&b.be, &batch_ops, NULL, -1);
+	CHECK(char_backend_batch_output(&b.be) == -EINVAL);
+	char_write(&b.be, "a", 1);
+	char_write(&b.be, "b", 1);
+	CHECK_EQ_U64(b.writes, 2);
+	char_close(&b.be);
+	pthread_mutex_destroy(&b.lock);
 }

@@ -1,13 +1,15 @@
 /*
  * char.c: the part every character backend shares: picking the backend from its spec string,
  * and buffered, flow-controlled reception from the backend's input fd on the event loop
- * (the fd is watched only while the buffer is empty). Contract in char.h.
+ * (the fd is watched only while the buffer is empty), and batched output flushed by a timerfd
+ * on the event loop. Contract in char.h.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "backend/char/char.h"
@@ -20,7 +22,50 @@ void char_backend_init(struct char_backend *be, const struct char_backend_ops *o
 	be->ops = ops;
 	be->loop = loop;
 	be->in_fd = in_fd;
+	be->tx_timer = -1;
 	pthread_mutex_init(&be->lock, NULL);
+	pthread_mutex_init(&be->tx_lock, NULL);
+}
+
+/* tx_lock held. */
+static void char_tx_flush_locked(struct char_backend *be)
+{
+	if (be->tx_len) {
+		be->ops->write(be, be->txbuf, be->tx_len);
+		be->tx_len = 0;
+	}
+}
+
+/* The batch's delay is over (event-loop thread). */
+static void char_tx_timer_cb(void *opaque, int fd, uint32_t events)
+{
+	struct char_backend *be = opaque;
+	uint64_t expirations;
+
+	if (read(fd, &expirations, sizeof expirations) < 0)
+		return;	/* EAGAIN: already handled */
+	pthread_mutex_lock(&be->tx_lock);
+	be->tx_armed = false;
+	char_tx_flush_locked(be);
+	pthread_mutex_unlock(&be->tx_lock);
+}
+
+int char_backend_batch_output(struct char_backend *be)
+{
+	int fd, err;
+
+	if (!be->loop)
+		return -EINVAL;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = evl_add_fd(be->loop, fd, EPOLLIN, char_tx_timer_cb, be);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	be->tx_timer = fd;
+	return 0;
 }
 
 static void char_evl_cb(void *opaque, int fd, uint32_t events)
@@ -122,8 +167,43 @@ size_t char_read(struct char_backend *be, void *buf, size_t len)
 
 void char_write(struct char_backend *be, const void *buf, size_t len)
 {
-	if (be && len)
+	const struct itimerspec delay = { .it_value = { .tv_nsec = CHAR_TX_DELAY_NS } };
+
+	if (!be || !len)
+		return;
+	if (be->tx_timer < 0) {
 		be->ops->write(be, buf, len);
+		return;
+	}
+	pthread_mutex_lock(&be->tx_lock);
+	if (be->tx_len + len > CHAR_TXBUF)
+		char_tx_flush_locked(be);
+	if (len >= CHAR_TXBUF) {
+		be->ops->write(be, buf, len);
+	} else {
+		memcpy(be->txbuf + be->tx_len, buf, len);
+		be->tx_len += len;
+		if (!be->tx_armed) {
+			if (timerfd_settime(be->tx_timer, 0, &delay, NULL) == 0)
+				be->tx_armed = true;
+			else
+				char_tx_flush_locked(be);
+		}
+	}
+	pthread_mutex_unlock(&be->tx_lock);
+}
+
+static void char_flush_all(struct char_backend *be)
+{
+	pthread_mutex_lock(&be->tx_lock);
+	char_tx_flush_locked(be);
+	pthread_mutex_unlock(&be->tx_lock);
+}
+
+void char_flush(struct char_backend *be)
+{
+	if (be && be->tx_timer >= 0)
+		char_flush_all(be);
 }
 
 void char_close(struct char_backend *be)
@@ -133,7 +213,14 @@ void char_close(struct char_backend *be)
 	pthread_mutex_lock(&be->lock);
 	char_watch_locked(be, false);
 	pthread_mutex_unlock(&be->lock);
+	if (be->tx_timer >= 0) {
+		evl_del_fd(be->loop, be->tx_timer);
+		close(be->tx_timer);
+		be->tx_timer = -1;
+		char_flush_all(be);
+	}
 	pthread_mutex_destroy(&be->lock);
+	pthread_mutex_destroy(&be->tx_lock);
 	be->ops->close(be);
 }
 

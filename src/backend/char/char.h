@@ -11,6 +11,11 @@
  * that takes fewer bytes than are buffered simply calls char_read again when it has room.
  * End of input (EOF, hang-up, an input that cannot be polled such as /dev/null) just stops
  * reception. Ownership: the device owns the backend and closes it.
+ * Output: backends that opt in (stdio, host terminals) batch what char_write is given and
+ * write it from the event loop CHAR_TX_DELAY_NS after the first byte of a batch, at once when
+ * CHAR_TXBUF fills, and at char_flush/char_close: a console costs one host write per batch
+ * instead of one per byte, and output is never held longer than the delay. TCP backends
+ * write through (a byte sent with no client connected is dropped, not kept for the next).
  */
 #ifndef KHYVE_BACKEND_CHAR_H
 #define KHYVE_BACKEND_CHAR_H
@@ -35,6 +40,8 @@ struct char_backend_ops {
 };
 
 #define CHAR_RXBUF 256
+#define CHAR_TXBUF 4096
+#define CHAR_TX_DELAY_NS 1000000	/* 1 ms */
 
 struct char_backend {
 	const struct char_backend_ops *ops;
@@ -46,6 +53,12 @@ struct char_backend {
 	bool watching, eof;
 	char_rx_fn rx;
 	void *rx_opaque;
+	/* output batching (char_backend_batch_output); tx_timer < 0: write through */
+	pthread_mutex_t tx_lock;	/* guards the fields below; held across ops->write */
+	int tx_timer;		/* timerfd on the event loop */
+	bool tx_armed;
+	size_t tx_len;
+	uint8_t txbuf[CHAR_TXBUF];
 };
 
 /*
@@ -61,10 +74,17 @@ int char_set_rx(struct char_backend *be, char_rx_fn fn, void *opaque);
 size_t char_read(struct char_backend *be, void *buf, size_t len);
 /* Send bytes to the host side; errors are dropped (a console never stops the guest). */
 void char_write(struct char_backend *be, const void *buf, size_t len);
+/* Write out what char_write batched (nothing to do for a write-through backend). */
+void char_flush(struct char_backend *be);
 
 /* For backend implementations and tests: set up the common part of `be`. */
 void char_backend_init(struct char_backend *be, const struct char_backend_ops *ops,
 		       struct event_loop *loop, int in_fd);
+/*
+ * For implementations: batch output on the backend's event loop (see Output above). 0, or
+ * -errno when it cannot (no loop, no timerfd): output then goes straight through.
+ */
+int char_backend_batch_output(struct char_backend *be);
 /* For implementations: the host input is readable (called on the event-loop thread). */
 void char_backend_input_ready(struct char_backend *be);
 /* For implementations: switch the input to fd (-1: none); drops buffered input. */

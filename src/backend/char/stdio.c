@@ -3,7 +3,7 @@
  * stdin is a terminal it is put in raw mode (output post-processing kept, so a lone LF still
  * starts a new line) and restored at exit and on fatal signals, which are then re-raised.
  * SIGTERM is left to the machine (ACPI power button); it calls char_stdio_restore_terminal.
- * Only one stdio backend may exist in a process, as in bhyve.
+ * Only one stdio backend may exist in a process, as in bhyve. Output is batched (char.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -139,6 +139,8 @@ int char_stdio_open(struct event_loop *loop, struct char_backend **out, char *er
 			return ret;
 		}
 	}
+	/* batched output; without it (no loop, no timerfd) each write goes straight out */
+	char_backend_batch_output(be);
 	stdio_in_use = true;
 	*out = be;
 	return 0;

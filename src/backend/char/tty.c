@@ -82,6 +82,7 @@ int char_tty_open(const char *path, struct event_loop *loop, struct char_backend
 	tcsetattr(fd, TCSANOW, &tio);
 	t->fd = fd;
 	char_backend_init(&t->be, &tty_ops, loop, fd);
+	char_backend_batch_output(&t->be);	/* else output goes straight out */
 	*out = &t->be;
 	return 0;
 }
