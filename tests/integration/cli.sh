@@ -50,4 +50,21 @@ if [ ! -e /dev/kvm ]; then
 	run_cli kvm_missing 4 '/dev/kvm' -- -o accel=kvm -s 0,hostbridge -s 31,lpc \
 		-o boot.kernel=/nonexistent vm
 fi
+# cpu.model: the names, a level in config.dump, host only under KVM, a level booting a guest
+run_cli cpu_model_bogus 64 "cpu.model' \(expected one of host\|khyve-v1\|x86-64\): 'bogus'" -- \
+	-o cpu.model=bogus -s 0,hostbridge vm
+run_cli cpu_model_dump 1 '^cpu.model=x86-64$' -- -o cpu.model=x86-64 -o config.dump=true vm
+run_cli cpu_model_host_soft 4 'accel=soft: cpu.model=host needs KVM' -- -o accel=soft \
+	-o cpu.model=host -s 0,hostbridge -s 31,lpc -A -o boot.kernel="$GUESTS/hello.elf" vm
+if [ ! -e /dev/kvm ]; then
+	run_cli cpu_model_host_auto 4 'cpu.model=host needs KVM, which is not usable' -- \
+		-o cpu.model=host -s 0,hostbridge -s 31,lpc -A -o boot.kernel="$GUESTS/hello.elf" vm
+fi
+run_cli cpu_model_x86_64_boots 1 '^RESULT: PASS' -- -o accel=soft -o cpu.model=x86-64 \
+	-s 0,hostbridge -s 31,lpc -l com1,stdio -A -o boot.kernel="$GUESTS/cpuid_level.elf" \
+	-o boot.cmdline=level=x86-64 vm
+run_cli accel_stats_soft 1 'khyve: accel_stats: software CPU: [1-9][0-9]* instructions executed' \
+	-- -o accel=soft -o accel_stats=true -s 0,hostbridge -s 31,lpc -l com1,stdio -A \
+	-o boot.kernel="$GUESTS/hello.elf" vm
+run_cli accel_stats_bad 64 'accel_stats' -- -o accel_stats=maybe -s 0,hostbridge vm
 finish
