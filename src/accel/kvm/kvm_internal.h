@@ -1,7 +1,8 @@
 /*
- * kvm_internal.h: state shared by the two halves of the KVM accelerator, kvm_vm.c (the VM:
- * /dev/kvm, memory slots, irqchip, interrupts, CPUID) and kvm_vcpu.c (the vCPU run loop).
- * Only these files include <linux/kvm.h>.
+ * kvm_internal.h: state shared by the parts of the KVM accelerator, kvm_vm.c (the VM:
+ * /dev/kvm, memory slots, irqchip, interrupts, CPUID), kvm_vcpu.c (the vCPU run loop) and
+ * kvm_fallback.c (instructions KVM refuses, run on the interpreter). Only accel/kvm files
+ * include <linux/kvm.h>.
  */
 #ifndef KHYVE_KVM_INTERNAL_H
 #define KHYVE_KVM_INTERNAL_H
@@ -10,8 +11,10 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <linux/kvm.h>
+#include <Zydis/Zydis.h>
 
 #include "accel/accel_impl.h"
+#include "x86/emu/emu.h"
 
 #define KVM_MAX_SLOTS 32
 #define KVM_MSI_GSI_BASE 24	/* after the IOAPIC's 24 pins */
@@ -36,6 +39,13 @@ struct accel {
 	/* The CPUID set offered (cpu.model): a named level cut to what KVM runs, or the host's */
 	struct accel_cpuid_entry cpuid[ACCEL_CPUID_MAX_ENTRIES];
 	int ncpuid;
+	bool has_xcrs;		/* KVM_CAP_XCRS: XCR0 for the fallback */
+	bool stats;		/* accel_stats: print the fallback's counts at destroy */
+	/* The emulation fallback (kvm_fallback.c): one code cache for all vCPUs, made on
+	 * first use, and instructions emulated per Zydis mnemonic. */
+	pthread_mutex_t emu_lock;
+	struct emu_machine *emu_machine;
+	_Atomic uint64_t emu_counts[ZYDIS_MNEMONIC_MAX_VALUE + 1];
 	pthread_mutex_t slot_lock;
 	struct kvm_slot slots[KVM_MAX_SLOTS];
 	int nslots;
@@ -58,6 +68,9 @@ struct accel_vcpu {
 	bool has_timer;
 	atomic_bool kicked;
 	bool reported_halted;	/* the last run returned ACCEL_EXIT_HALTED */
+	struct emu_cpu *emu;	/* the fallback's interpreter, made on first use */
+	struct accel_cpuid_entry cpuid[ACCEL_CPUID_MAX_ENTRIES];	/* as set, for it */
+	int ncpuid;
 };
 
 /* Install the GSI routing table: the irqchip pins and the used MSI routes. route_lock held
@@ -68,6 +81,12 @@ int kvm_ioeventfd(struct accel *accel, bool mmio, uint64_t addr, unsigned len, i
 int kvm_irqfd_msi(struct accel *accel, int fd, uint64_t addr, uint32_t data);
 int kvm_irqfd_update(struct accel *accel, int handle, uint64_t addr, uint32_t data);
 int kvm_irqfd_remove(struct accel *accel, int fd, int handle);
+
+/* The Zydis machine mode (a ZydisMachineMode) of the CPU state, and its name if asked. */
+int kvm_zydis_mode(const struct kvm_sregs *sregs, uint64_t rflags, const char **name);
+/* Fill exit (ACCEL_EXIT_ERROR) with `what`, the CPU mode, CS:RIP, the bytes there and their
+ * disassembly. */
+void kvm_describe(struct accel_vcpu *v, struct accel_exit *exit, const char *what);
 
 /* Copy guest-physical bytes out of the mapped slots; 0 or -EFAULT. */
 int kvm_read_phys(struct accel *accel, uint64_t gpa, void *dst, size_t len);

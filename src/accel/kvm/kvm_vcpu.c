@@ -1,8 +1,9 @@
 /*
  * kvm_vcpu.c: the KVM accelerator's vCPU half: KVM_CREATE_VCPU, the mmap'd kvm_run, register
  * transfer, and the KVM_RUN loop. Port I/O (string forms included) and MMIO exits go to the
- * machine's accel_io_ops; reset, power-off and triple fault are reported; anything else stops
- * with the reason, CS:RIP and the instruction bytes (found through KVM_TRANSLATE). Halting
+ * machine's accel_io_ops; reset, power-off and triple fault are reported; an instruction KVM
+ * cannot emulate runs on the interpreter (kvm_fallback.c); anything else stops with the
+ * reason, CS:RIP and the instruction bytes (found through KVM_TRANSLATE). Halting
  * for good happens inside KVM (in-kernel LAPIC), so a 200 ms per-vCPU timer signal makes
  * KVM_RUN return and KVM_GET_MP_STATE plus RFLAGS.IF tell whether the vCPU can still wake.
  */
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <Zydis/Zydis.h>
 
+#include "accel/kvm/kvm_emu.h"
 #include "accel/kvm/kvm_internal.h"
 
 #define KVM_HALT_POLL_NS 200000000L
@@ -110,6 +112,7 @@ fail:
 
 void kvm_vcpu_destroy(struct accel_vcpu *v)
 {
+	kvm_emu_vcpu_destroy(v);
 	if (v->has_timer)
 		timer_delete(v->halt_timer);
 	if (v->run != MAP_FAILED)
@@ -145,6 +148,11 @@ int kvm_vcpu_set_cpuid(struct accel_vcpu *v, const struct accel_cpuid_entry *ent
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = -errno;
 	free(c);
+	if (ret == 0 && n <= ACCEL_CPUID_MAX_ENTRIES) {
+		/* the fallback's interpreter answers CPUID and checks features from it */
+		memcpy(v->cpuid, ents, sizeof ents[0] * (size_t)n);
+		v->ncpuid = n;
+	}
 	return ret;
 }
 
@@ -314,8 +322,37 @@ static size_t kvm_fetch_insn(struct accel_vcpu *v, uint64_t linear, uint8_t *buf
 	return got;
 }
 
+#define RFLAGS_VM (1ULL << 17)
+
+int kvm_zydis_mode(const struct kvm_sregs *sregs, uint64_t rflags, const char **name)
+{
+	const char *mode;
+	ZydisMachineMode zmode;
+
+	if (!(sregs->cr0 & CR0_PE)) {
+		mode = "real";
+		zmode = ZYDIS_MACHINE_MODE_REAL_16;
+	} else if ((sregs->efer & EFER_LMA) && sregs->cs.l) {
+		mode = "long";
+		zmode = ZYDIS_MACHINE_MODE_LONG_64;
+	} else if (sregs->efer & EFER_LMA) {
+		mode = "compatibility";
+		zmode = sregs->cs.db ? ZYDIS_MACHINE_MODE_LONG_COMPAT_32
+				     : ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
+	} else if (rflags & RFLAGS_VM) {
+		mode = "virtual-8086";
+		zmode = ZYDIS_MACHINE_MODE_REAL_16;
+	} else {
+		mode = "protected";
+		zmode = sregs->cs.db ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16;
+	}
+	if (name)
+		*name = mode;
+	return (int)zmode;
+}
+
 /* Fill exit->msg: what happened, the CPU mode, CS:RIP, the bytes there and their decoding. */
-static void kvm_describe(struct accel_vcpu *v, struct accel_exit *exit, const char *what)
+void kvm_describe(struct accel_vcpu *v, struct accel_exit *exit, const char *what)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -331,20 +368,7 @@ static void kvm_describe(struct accel_vcpu *v, struct accel_exit *exit, const ch
 			 strerror(errno));
 		return;
 	}
-	if (!(sregs.cr0 & CR0_PE)) {
-		mode = "real";
-		zmode = ZYDIS_MACHINE_MODE_REAL_16;
-	} else if ((sregs.efer & EFER_LMA) && sregs.cs.l) {
-		mode = "long";
-		zmode = ZYDIS_MACHINE_MODE_LONG_64;
-	} else if (sregs.efer & EFER_LMA) {
-		mode = "compatibility";
-		zmode = sregs.cs.db ? ZYDIS_MACHINE_MODE_LONG_COMPAT_32
-				    : ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
-	} else {
-		mode = "protected";
-		zmode = sregs.cs.db ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16;
-	}
+	zmode = (ZydisMachineMode)kvm_zydis_mode(&sregs, regs.rflags, &mode);
 	len = (size_t)snprintf(exit->msg, sizeof exit->msg,
 			       "%s; %s mode, CS:RIP %04x:%016llx", what, mode, sregs.cs.selector,
 			       (unsigned long long)regs.rip);
@@ -528,6 +552,12 @@ int kvm_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 			kvm_describe(v, exit, what);
 			return 0;
 		case KVM_EXIT_INTERNAL_ERROR:
+			if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+				/* KVM refused an instruction: the software CPU runs it */
+				if (kvm_emulate(v, exit))
+					return 0;
+				continue;
+			}
 			snprintf(what, sizeof what, "KVM %s (suberror %u)",
 				 kvm_internal_error_name(run->internal.suberror),
 				 run->internal.suberror);

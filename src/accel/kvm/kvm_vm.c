@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cpuid.h>
 
+#include "accel/kvm/kvm_emu.h"
 #include "accel/kvm/kvm_internal.h"
 #include "x86/cpuid.h"
 
@@ -34,6 +35,7 @@ static int kvm_check_cap(int fd, long cap)
 
 static void kvm_close(struct accel *a)
 {
+	kvm_emu_destroy(a);
 	for (int i = 0; i < a->nslots; i++)
 		if (a->slots[i].copied)
 			munmap(a->slots[i].host, a->slots[i].size);
@@ -43,6 +45,7 @@ static void kvm_close(struct accel *a)
 		close(a->kvm_fd);
 	pthread_mutex_destroy(&a->slot_lock);
 	pthread_mutex_destroy(&a->route_lock);
+	pthread_mutex_destroy(&a->emu_lock);
 	free(a->apic_ids);
 	free(a);
 }
@@ -257,6 +260,7 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 	a->io = cfg->io;
 	pthread_mutex_init(&a->slot_lock, NULL);
 	pthread_mutex_init(&a->route_lock, NULL);
+	pthread_mutex_init(&a->emu_lock, NULL);
 	if (cfg->ncpus < 1)
 		return kvm_fail(a, err, errlen, -EINVAL, "vCPU count");
 	a->apic_ids = calloc((size_t)cfg->ncpus, sizeof *a->apic_ids);
@@ -353,6 +357,8 @@ static int kvm_create(const struct accel_config *cfg, struct accel **out, char *
 		kvm_close(a);
 		return ret;
 	}
+	a->has_xcrs = kvm_check_cap(a->kvm_fd, KVM_CAP_XCRS);
+	a->stats = cfg->stats;
 	*out = a;
 	return 0;
 }
