@@ -1,13 +1,17 @@
 /*
  * test_kvm_emu_state.c: the KVM <-> interpreter state conversion of the emulation fallback
  * (accel/kvm/kvm_emu_state.c): round trips both ways on random states, segment attribute
- * bits, EFER/CR/DR values, the x87/SSE image, MSR slots, interrupt shadow and NMI blocking.
+ * bits, EFER/CR/DR values, the x87/SSE image, MSR slots, interrupt shadow and NMI blocking;
+ * then kvm_emu_step, the fallback's step, on a 64-bit KVM state over a fake memory bus:
+ * fninit, lock cmpxchg16b, pshufb, swapgs, and a #UD delivered through the guest's IDT.
  * Needs only <linux/kvm.h>'s structures, no /dev/kvm.
  */
 #include <stdlib.h>
 
 #include "accel/kvm/kvm_emu.h"
 #include "unit.h"
+#include "x86/cpuid.h"
+#include "emu_fixture.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -392,4 +396,140 @@ TEST(interrupt_shadow_and_nmi)
 	st.interrupt_shadow = true;
 	kvm_emu_state_to_kvm(&st, &k);
 	CHECK_EQ_U64(k.events.interrupt.shadow, KVM_X86_SHADOW_INT_STI);
+}
+
+/* ---- kvm_emu_step: the fallback's step on a KVM state ---- */
+
+#define DATA 0x300000ull
+
+static struct accel_cpuid_entry level[ACCEL_CPUID_MAX_ENTRIES];
+static int nlevel;
+
+/* The software CPU's level, as the fallback's bus answers from the vCPU's table. */
+static void level_cpuid(void *o, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	memset(out, 0, 16);
+	for (int i = 0; i < nlevel; i++)
+		if (level[i].function == leaf) {
+			out[0] = level[i].eax;
+			out[1] = level[i].ebx;
+			out[2] = level[i].ecx;
+			out[3] = level[i].edx;
+			return;
+		}
+}
+
+/* A 64-bit ring 0 KVM state about to run `code` at CODE (RDI = DATA), and its CPU. */
+static struct emu_cpu *step_setup(struct vm *vm, struct kvm_emu_regs *k, const uint8_t *code,
+				  size_t n)
+{
+	struct emu_bus b = bus;
+	struct emu_state st;
+
+	nlevel = cpuid_level_leaves(cpuid_level_find(CPUID_LEVEL_SOFT), level,
+				    ACCEL_CPUID_MAX_ENTRIES);
+	b.cpuid = level_cpuid;
+	if (!ram)
+		ram = malloc(RAM_SIZE);
+	build_tables();
+	vm->m = emu_machine_create();
+	vm->cpu = emu_cpu_create(vm->m, &b);
+	long_state(&st, 0);
+	st.cr4 |= 0x600;	/* OSFXSR OSXMMEXCPT */
+	st.gpr[EMU_RDI] = DATA;
+	put_bytes(CODE, code, n);
+	memset(k, 0, sizeof *k);
+	k->msr_valid = (1ull << KVM_EMU_NMSRS) - 1;
+	kvm_emu_state_to_kvm(&st, k);
+	return vm->cpu;
+}
+
+TEST(step_fninit)
+{
+	static const uint8_t code[] = { 0xdb, 0xe3 };
+	struct kvm_emu_regs k, after;
+	struct vm vm;
+	struct emu_cpu *cpu = step_setup(&vm, &k, code, sizeof code);
+
+	k.fpu.fcw = 0x40;
+	k.fpu.fsw = 0x3881;
+	k.fpu.ftwx = 0xff;
+	CHECK_EQ_U64(kvm_emu_step(cpu, &k, &after), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(after.regs.rip, CODE + 2);
+	CHECK_EQ_U64(after.fpu.fcw, 0x37f);
+	CHECK_EQ_U64(after.fpu.fsw, 0);
+	CHECK_EQ_U64(after.fpu.ftwx, 0);
+	CHECK(memcmp(&k.sregs, &after.sregs, sizeof k.sregs) == 0);
+	CHECK(memcmp(k.msr, after.msr, sizeof k.msr) == 0);
+	vm_end(&vm);
+}
+
+TEST(step_lock_cmpxchg16b)
+{
+	static const uint8_t code[] = { 0xf0, 0x48, 0x0f, 0xc7, 0x0f };
+	struct kvm_emu_regs k, after;
+	struct vm vm;
+	struct emu_cpu *cpu = step_setup(&vm, &k, code, sizeof code);
+
+	put64(DATA, 0x1111);
+	put64(DATA + 8, 0x2222);
+	k.regs.rax = 0x1111;
+	k.regs.rdx = 0x2222;
+	k.regs.rbx = 0x3333;
+	k.regs.rcx = 0x4444;
+	CHECK_EQ_U64(kvm_emu_step(cpu, &k, &after), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(after.regs.rip, CODE + sizeof code);
+	CHECK_EQ_U64(get64(DATA), 0x3333);
+	CHECK_EQ_U64(get64(DATA + 8), 0x4444);
+	CHECK(after.regs.rflags & 0x40);	/* ZF */
+	vm_end(&vm);
+}
+
+TEST(step_pshufb)
+{
+	static const uint8_t code[] = { 0x66, 0x0f, 0x38, 0x00, 0xc1 };	/* pshufb xmm0, xmm1 */
+	struct kvm_emu_regs k, after;
+	struct vm vm;
+	struct emu_cpu *cpu = step_setup(&vm, &k, code, sizeof code);
+
+	for (int i = 0; i < 16; i++) {
+		k.fpu.xmm[0][i] = (uint8_t)(0x10 + i);
+		k.fpu.xmm[1][i] = (uint8_t)(15 - i);
+	}
+	CHECK_EQ_U64(kvm_emu_step(cpu, &k, &after), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(after.regs.rip, CODE + sizeof code);
+	for (int i = 0; i < 16; i++)
+		CHECK_EQ_U64(after.fpu.xmm[0][i], 0x10 + 15 - i);
+	CHECK(memcmp(k.fpu.xmm[1], after.fpu.xmm[1], 16) == 0);
+	vm_end(&vm);
+}
+
+TEST(step_swapgs)
+{
+	static const uint8_t code[] = { 0x0f, 0x01, 0xf8 };
+	struct kvm_emu_regs k, after;
+	struct vm vm;
+	struct emu_cpu *cpu = step_setup(&vm, &k, code, sizeof code);
+
+	k.sregs.gs.base = 0x1000;
+	k.msr[KVM_EMU_MSR_KERNEL_GS_BASE] = 0xffff888000000000ull;
+	CHECK_EQ_U64(kvm_emu_step(cpu, &k, &after), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(after.sregs.gs.base, 0xffff888000000000ull);
+	CHECK_EQ_U64(after.msr[KVM_EMU_MSR_KERNEL_GS_BASE], 0x1000);
+	vm_end(&vm);
+}
+
+TEST(step_ud2_delivered_through_the_idt)
+{
+	static const uint8_t code[] = { 0x0f, 0x0b };
+	struct kvm_emu_regs k, after;
+	struct vm vm;
+	struct emu_cpu *cpu = step_setup(&vm, &k, code, sizeof code);
+
+	CHECK_EQ_U64(kvm_emu_step(cpu, &k, &after), EMU_EXIT_BUDGET);
+	CHECK_EQ_U64(after.regs.rip, HANDLERS + 6 * 16);
+	CHECK_EQ_U64(after.sregs.cs.selector, 0x08);
+	CHECK_EQ_U64(after.regs.rsp, k.regs.rsp - 40);
+	CHECK_EQ_U64(get64(after.regs.rsp), CODE);	/* the faulting RIP */
+	vm_end(&vm);
 }

@@ -46,6 +46,14 @@ struct kvm_emu_regs {
  */
 void kvm_emu_state_from_kvm(const struct kvm_emu_regs *k, struct emu_state *st);
 void kvm_emu_state_to_kvm(const struct emu_state *st, struct kvm_emu_regs *k);
+/*
+ * One instruction of `before` on the interpreter `cpu` (whose bus reaches guest memory):
+ * *after is `before` with what the instruction (or the exception it raised, delivered
+ * through the guest's IDT) changed. Returns emu_step's exit; *after is meaningful unless
+ * that is EMU_EXIT_UNSUPPORTED or EMU_EXIT_TRIPLE_FAULT.
+ */
+enum emu_exit kvm_emu_step(struct emu_cpu *cpu, const struct kvm_emu_regs *before,
+			   struct kvm_emu_regs *after);
 
 /* kvm_fallback.c */
 struct accel;

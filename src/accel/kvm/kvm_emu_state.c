@@ -1,7 +1,8 @@
 /*
  * kvm_emu_state.c: a KVM vCPU's state (struct kvm_regs, kvm_sregs, kvm_fpu, kvm_debugregs,
  * kvm_vcpu_events, XCR0, MSRs; Linux Documentation/virt/kvm/api.rst §4) to the
- * interpreter's struct emu_state and back, for the emulation fallback. Pure functions.
+ * interpreter's struct emu_state and back, for the emulation fallback (pure functions), and
+ * one interpreter step between the two.
  * Segment attributes use the VMX access-rights packing (SDM vol. 3 §25.4.1); the FPU state
  * is the FXSAVE image (SDM vol. 1 §10.5.1, 64-bit FIP/FDP form).
  */
@@ -209,4 +210,19 @@ void kvm_emu_state_to_kvm(const struct emu_state *st, struct kvm_emu_regs *k)
 	else if (!k->events.interrupt.shadow)
 		k->events.interrupt.shadow = KVM_X86_SHADOW_INT_STI;
 	k->events.nmi.masked = st->nmi_blocked;
+}
+
+enum emu_exit kvm_emu_step(struct emu_cpu *cpu, const struct kvm_emu_regs *before,
+			   struct kvm_emu_regs *after)
+{
+	struct emu_state st;
+	enum emu_exit x;
+
+	kvm_emu_state_from_kvm(before, &st);
+	emu_set_state(cpu, &st);
+	x = emu_step(cpu);
+	emu_get_state(cpu, &st);
+	*after = *before;
+	kvm_emu_state_to_kvm(&st, after);
+	return x;
 }

@@ -268,7 +268,6 @@ int kvm_emulate(struct accel_vcpu *v, struct accel_exit *exit)
 {
 	struct accel *a = v->accel;
 	struct kvm_emu_regs before, after;
-	struct emu_state st;
 	struct emu_cpu *cpu = fb_cpu(v);
 	ZydisMnemonic mn;
 	enum emu_exit x;
@@ -289,9 +288,7 @@ int kvm_emulate(struct accel_vcpu *v, struct accel_exit *exit)
 		return 1;
 	}
 	mn = fb_mnemonic(v, &before);
-	kvm_emu_state_from_kvm(&before, &st);
-	emu_set_state(cpu, &st);
-	x = emu_step(cpu);
+	x = kvm_emu_step(cpu, &before, &after);
 	if (x == EMU_EXIT_TRIPLE_FAULT) {
 		exit->reason = ACCEL_EXIT_SHUTDOWN;
 		return 1;
@@ -302,9 +299,6 @@ int kvm_emulate(struct accel_vcpu *v, struct accel_exit *exit)
 		kvm_describe(v, exit, what);
 		return 1;
 	}
-	emu_get_state(cpu, &st);
-	after = before;
-	kvm_emu_state_to_kvm(&st, &after);
 	ret = fb_write(v, &before, &after);
 	if (ret) {
 		snprintf(what, sizeof what, "the software CPU ran an instruction KVM could not "
