@@ -1,11 +1,14 @@
 /*
  * accel.c: picks the accelerator (accel=kvm, soft, or auto: KVM when /dev/kvm is usable,
- * otherwise the software CPU, said once on stderr) and forwards the accel.h calls to it;
- * optional hooks an implementation leaves NULL answer -ENOTSUP.
+ * otherwise the software CPU, said once on stderr; not with cpu.model=host, which only KVM
+ * has) and forwards the accel.h calls to it; optional hooks an implementation leaves NULL
+ * answer -ENOTSUP.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include "accel/accel_impl.h"
+#include "x86/cpuid.h"
 
 #define IMPL(a) (((const struct accel_common *)(a))->impl)
 #define VIMPL(v) (((const struct accel_vcpu_common *)(v))->impl)
@@ -24,6 +27,14 @@ int accel_create(const struct accel_config *cfg, struct accel **out, char *err, 
 	ret = accel_kvm_impl.create(&c, out, err, errlen);
 	if (ret == 0)
 		return 0;
+	if (cfg->cpu_model && strcmp(cfg->cpu_model, CPUID_MODEL_HOST) == 0) {
+		/* the host's set exists only under KVM: no quiet fall-back */
+		char why[256];
+
+		snprintf(why, sizeof why, "%s", err);
+		snprintf(err, errlen, "cpu.model=host needs KVM, which is not usable (%s)", why);
+		return ret;
+	}
 	fprintf(stderr, "khyve: KVM is not usable (%s); using the software CPU\n", err);
 	c.kind = ACCEL_SOFT;
 	return accel_soft_impl.create(&c, out, err, errlen);

@@ -73,6 +73,14 @@ struct accel_config {
 	const uint32_t *apic_ids;	/* ncpus initial APIC IDs (cpuid_apic_id); NULL: index */
 	bool ignore_msrs;	/* -w (x86.strictmsr=false): unknown MSRs read 0, writes dropped */
 	bool verbose_msrs;	/* x86.verbosemsr: log accesses to unknown MSRs on stderr */
+	/*
+	 * Additive (H20). cpu_model: cpu.model, a level name of x86/cpuid.h or "host"; NULL
+	 * picks the accelerator's default (the software CPU and a KVM without hardware
+	 * virtualization: CPUID_LEVEL_SOFT; hardware KVM: host). stats: accel_stats, print
+	 * what the accelerator counted on stderr when it is destroyed.
+	 */
+	const char *cpu_model;
+	bool stats;
 };
 
 /* Why accel_vcpu_run() returned. PIO and MMIO never show up here: they go to accel_io_ops. */

@@ -18,6 +18,11 @@ static const struct cfg_schema_key config_keys[] = {
 	K("name", CFG_STRING, NULL, "name of the virtual machine (the last argument)"),
 	KE("accel", "auto", "auto|kvm|soft",
 	   "accelerator: KVM, the software CPU, or KVM when usable else the software CPU"),
+	K("accel_stats", CFG_BOOL, "false",
+	  "at exit, print on stderr what the accelerator counted (instructions emulated)"),
+	KE("cpu.model", NULL, "host|khyve-v1|x86-64",
+	   "CPUID level: host (KVM only), khyve-v1 or x86-64; unset: host under hardware KVM, "
+	   "else khyve-v1"),
 	KI("cpus", "1", 1, 65535, "number of vCPUs (-c); sockets x cores x threads when unset"),
 	KI("sockets", NULL, 1, 65535, "CPU sockets (-c sockets=); the value of cpus when unset"),
 	KI("cores", "1", 1, 65535, "cores per socket (-c cores=)"),

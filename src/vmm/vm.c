@@ -185,8 +185,10 @@ static int vm_create_accel(struct cfg_node *root, struct vm *vm)
 	int ret;
 
 	if (vm_get_bool(root, "x86.strictmsr", true, &strictmsr) ||
-	    vm_get_bool(root, "x86.verbosemsr", false, &ac.verbose_msrs))
+	    vm_get_bool(root, "x86.verbosemsr", false, &ac.verbose_msrs) ||
+	    vm_get_bool(root, "accel_stats", false, &ac.stats))
 		return -EINVAL;
+	ac.cpu_model = cfg_get(root, "cpu.model");
 	ac.ignore_msrs = !strictmsr;
 	if (!kind || strcmp(kind, "auto") == 0)
 		ac.kind = ACCEL_AUTO;

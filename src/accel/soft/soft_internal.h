@@ -45,6 +45,8 @@ struct accel {
 	struct ioapic *ioapic;
 	struct i8259 *pic;
 	struct i8254 *pit;
+	bool stats;			/* accel_stats: report insns at destroy */
+	_Atomic uint64_t insns;		/* instructions of the vCPUs destroyed so far */
 };
 
 struct accel_vcpu {

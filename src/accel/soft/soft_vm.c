@@ -1,10 +1,11 @@
 /*
  * soft_vm.c: the software-CPU accelerator's VM side: guest memory map (a sorted region
  * table plus flat page tables below 4 GiB, filled on first use, for the interpreter's page
- * lookups), the CPUID set it runs (softcpu.md §3.7: AuthenticAMD family 15, no
- * XSAVE/AVX/SSE3+), the local APICs, IOAPIC, 8259 pair and 8254 PIT, ISA/PCI interrupt
- * lines by GSI and xAPIC-format MSIs. The TSC runs at accel_config.tsc_hz (1 GHz by
- * default) from CLOCK_MONOTONIC.
+ * lookups), the CPUID set it runs (a named level of x86/cpuid.c, cpu.model; khyve-v1 by
+ * default: AuthenticAMD family 15, SSE to SSSE3, no XSAVE/AVX), the local APICs, IOAPIC,
+ * 8259 pair and 8254 PIT, ISA/PCI interrupt lines by GSI and xAPIC-format MSIs. The TSC
+ * runs at accel_config.tsc_hz (1 GHz by default) from CLOCK_MONOTONIC. accel_stats: the
+ * instructions each vCPU executed, summed when it is destroyed and printed with the VM.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include "accel/soft/soft_internal.h"
+#include "x86/cpuid.h"
 
 static uint64_t monotonic_ns(void)
 {
@@ -115,58 +117,32 @@ static void soft_memory_written(struct accel *acc, uint64_t gpa, uint64_t len)
 
 /* ---- CPUID ---- */
 
-static void put(struct accel *acc, uint32_t fn, uint32_t idx, bool sig, uint32_t a, uint32_t b,
-		uint32_t c, uint32_t d)
+/*
+ * The level of cpu.model (default CPUID_LEVEL_SOFT) from x86/cpuid.c; "host" exists only
+ * under KVM. 0, or -EINVAL with err filled.
+ */
+static int build_cpuid(struct accel *acc, const char *model, char *err, size_t errlen)
 {
-	acc->cpuid[acc->ncpuid++] = (struct accel_cpuid_entry){
-		.function = fn, .index = idx, .flags = sig ? ACCEL_CPUID_SIGNIFICANT_INDEX : 0,
-		.eax = a, .ebx = b, .ecx = c, .edx = d,
-	};
-}
+	const struct cpuid_level *level = cpuid_level_find(model ? model : CPUID_LEVEL_SOFT);
+	int n;
 
-static uint32_t str4(const char *s)
-{
-	return (uint32_t)(uint8_t)s[0] | (uint32_t)(uint8_t)s[1] << 8 |
-	       (uint32_t)(uint8_t)s[2] << 16 | (uint32_t)(uint8_t)s[3] << 24;
-}
-
-#define F(n) (1u << (n))
-
-static void build_cpuid(struct accel *acc)
-{
-	/* family 15, model 6, stepping 1 (the ext. family/model fields stay 0) */
-	const uint32_t sig = 0x00000f61;
-	/* FPU PSE TSC MSR PAE CX8 APIC PGE CMOV MMX FXSR SSE SSE2 */
-	const uint32_t edx1 = F(0) | F(3) | F(4) | F(5) | F(6) | F(8) | F(9) | F(13) | F(15) |
-			      F(23) | F(24) | F(25) | F(26);
-	/* SSE3, SSSE3, CMPXCHG16B, x2APIC, TSC-deadline, hypervisor */
-	const uint32_t ecx1 = F(0) | F(9) | F(13) | F(21) | F(24) | F(31);
-	/* AMD mirrors of leaf 1 bits, plus SYSCALL, NX, LM */
-	const uint32_t edx81 = (edx1 & ~(F(25) | F(26))) | F(11) | F(20) | F(29);
-	char brand[49] = "khyve software CPU";
-
-	acc->ncpuid = 0;
-	put(acc, 0, 0, false, 0xb, str4("Auth"), str4("cAMD"), str4("enti"));
-	put(acc, 1, 0, false, sig, 8u << 8, ecx1, edx1);
-	put(acc, 7, 0, true, 0, 0, 0, 0);
-	put(acc, 0xb, 0, true, 0, 0, 0, 0);
-	put(acc, 0xb, 1, true, 0, 0, 0, 0);
-	put(acc, 0x40000000, 0, false, 0x40000010, str4("khyv"), str4("e\0\0\0"), 0);
-	/* TSC and APIC bus frequencies in kHz (the VMware-style timing leaf) */
-	put(acc, 0x40000010, 0, false, (uint32_t)(acc->tsc_hz / 1000),
-	    (uint32_t)(LAPIC_BUS_HZ / 1000), 0, 0);
-	put(acc, 0x80000000, 0, false, 0x80000008, str4("Auth"), str4("cAMD"), str4("enti"));
-	put(acc, 0x80000001, 0, false, sig, 0, 0, edx81);
-	for (int i = 0; i < 3; i++) {
-		uint32_t w[4];
-
-		memcpy(w, brand + 16 * i, 16);
-		put(acc, 0x80000002 + (uint32_t)i, 0, false, w[0], w[1], w[2], w[3]);
+	if (!level) {
+		if (model && strcmp(model, CPUID_MODEL_HOST) == 0)
+			snprintf(err, errlen,
+				 "cpu.model=host needs KVM; the software CPU runs a named level "
+				 "(cpu.model=khyve-v1 or x86-64)");
+		else
+			snprintf(err, errlen, "unknown cpu.model '%s' (%s)", model,
+				 CPUID_MODEL_NAMES);
+		return -EINVAL;
 	}
-	put(acc, 0x80000005, 0, false, 0, 0, 0, 0);
-	put(acc, 0x80000006, 0, false, 0, 0, 0, 0);
-	put(acc, 0x80000007, 0, false, 0, 0, 0, F(8));	/* invariant TSC */
-	put(acc, 0x80000008, 0, false, 0x3028, 0, 0, 0);	/* 40-bit physical, 48-bit linear */
+	n = cpuid_level_leaves(level, acc->cpuid, ACCEL_CPUID_MAX_ENTRIES);
+	if (n < 0) {
+		snprintf(err, errlen, "cpu.model=%s: %s", model, strerror(-n));
+		return n;
+	}
+	acc->ncpuid = n;
+	return 0;
 }
 
 static int soft_supported_cpuid(struct accel *acc, struct accel_cpuid_entry *ents, int max)
@@ -268,6 +244,9 @@ static void soft_destroy(struct accel *acc)
 {
 	if (!acc)
 		return;
+	if (acc->stats)
+		fprintf(stderr, "khyve: accel_stats: software CPU: %llu instructions executed\n",
+			(unsigned long long)atomic_load(&acc->insns));
 	i8254_destroy(acc->pit);
 	i8259_destroy(acc->pic);
 	ioapic_destroy(acc->ioapic);
@@ -294,6 +273,7 @@ static int soft_create(const struct accel_config *cfg, struct accel **out, char 
 	struct ioapic_ops iops;
 	struct i8259_ops pops;
 	struct i8254_ops tops;
+	int ret;
 
 	if (cfg->ncpus < 1) {
 		snprintf(err, errlen, "software CPU: bad vCPU count %d", cfg->ncpus);
@@ -307,10 +287,15 @@ static int soft_create(const struct accel_config *cfg, struct accel **out, char 
 	acc->common.kind = ACCEL_SOFT;
 	if (cfg->io)
 		acc->io = *cfg->io;
+	acc->stats = cfg->stats;
 	acc->ncpus = cfg->ncpus;
 	acc->tsc_hz = cfg->tsc_hz ? cfg->tsc_hz : SOFT_DEFAULT_TSC_HZ;
 	acc->start_ns = monotonic_ns();
-	build_cpuid(acc);
+	ret = build_cpuid(acc, cfg->cpu_model, err, errlen);
+	if (ret) {
+		soft_destroy(acc);
+		return ret;
+	}
 	acc->machine = emu_machine_create();
 	acc->rd_pages = calloc(SOFT_LOW_PAGES, sizeof *acc->rd_pages);
 	acc->wr_pages = calloc(SOFT_LOW_PAGES, sizeof *acc->wr_pages);
@@ -350,6 +335,16 @@ nomem:
 	return -ENOMEM;
 }
 
+/* accel_stats: the vCPU's instruction count outlives its interpreter. */
+static void soft_vcpu_destroy_counted(struct accel_vcpu *v)
+{
+	struct emu_cpu *cpu = atomic_load(&v->cpu);
+
+	if (cpu)
+		atomic_fetch_add(&v->acc->insns, emu_insn_count(cpu));
+	soft_vcpu_destroy(v);
+}
+
 const struct accel_impl accel_soft_impl = {
 	.name = "soft",
 	.create = soft_create,
@@ -360,7 +355,7 @@ const struct accel_impl accel_soft_impl = {
 	.irq_line = soft_irq_line,
 	.msi = soft_msi,
 	.vcpu_create = soft_vcpu_create,
-	.vcpu_destroy = soft_vcpu_destroy,
+	.vcpu_destroy = soft_vcpu_destroy_counted,
 	.vcpu_set_cpuid = soft_vcpu_set_cpuid,
 	.vcpu_get_regs = soft_vcpu_get_regs,
 	.vcpu_set_regs = soft_vcpu_set_regs,
