@@ -3,8 +3,9 @@
  * by the guest-physical address of their first instruction and the CPU mode, end at an
  * unconditional branch, a system instruction or the page end. Self- and cross-modifying
  * code: struct emu_machine keeps, per guest-physical page, a bitmap of 128-byte lines that
- * hold cached code and a generation that writes to those lines bump (lock-free, shared by
- * all vCPUs); a trace is valid while its page's generation is unchanged. Instructions that
+ * hold cached code and a generation that writes to those lines bump, clearing the bitmap
+ * (lock-free, shared by all vCPUs); a trace is valid while its page's generation is
+ * unchanged. Instructions that
  * cross a page boundary and code in MMIO are decoded every time they run. Each trace's
  * instructions are followed by emu_trace_end_insn for the chained dispatch (exec.h).
  */
@@ -61,6 +62,17 @@ static uint32_t line_mask(uint64_t off, uint64_t len)
 	return hi & ~((1u << first) - 1);
 }
 
+/* Lines `mask` of page `p` were written: when any holds cached code, a new generation
+ * with no line marked (struct emu_page). */
+static void page_written(struct emu_page *p, uint32_t mask)
+{
+	uint64_t old = atomic_load_explicit(&p->state, memory_order_relaxed);
+
+	while ((uint32_t)old & mask)
+		if (atomic_compare_exchange_weak(&p->state, &old, ((old >> 32) + 1) << 32))
+			break;
+}
+
 void emu_machine_invalidate(struct emu_machine *m, uint64_t gpa, uint64_t len)
 {
 	while (len) {
@@ -81,9 +93,8 @@ void emu_machine_invalidate(struct emu_machine *m, uint64_t gpa, uint64_t len)
 		if (n > len)
 			n = len;
 		p = emu_page_get(m, gpa, false);
-		if (p && (atomic_load_explicit(&p->lines, memory_order_relaxed) &
-			  line_mask(off, n)))
-			atomic_fetch_add(&p->gen, 1);
+		if (p)
+			page_written(p, line_mask(off, n));
 		gpa += n;
 		len -= n;
 	}
@@ -202,12 +213,33 @@ static const struct emu_trace *build_crossing(struct emu_cpu *cpu, uint64_t lin,
 	return build_scratch(cpu, buf, n, res);
 }
 
+/* Set insn->link of the relative branches whose target starts an instruction of the same
+ * trace (64-bit code, 64-bit operand size: the target is next RIP + displacement). */
+static void link_branches(struct emu_insn *insn, unsigned n)
+{
+	uint16_t off[EMU_TRACE_MAX + 1];
+
+	off[0] = 0;
+	for (unsigned k = 0; k < n; k++)
+		off[k + 1] = off[k] + insn[k].len;
+	for (unsigned k = 0; k < n; k++) {
+		int64_t target;
+
+		if (!(insn[k].flags & EMU_IF_REL_BRANCH) || insn[k].opsize != 8)
+			continue;
+		target = (int64_t)off[k + 1] + (int64_t)insn[k].op[0].imm;
+		for (unsigned j = 0; j < n; j++)
+			if (off[j] == target && j != k)
+				insn[k].link = (int8_t)((int)j - (int)k);
+	}
+}
+
 const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 {
 	struct emu_core *core = emu_core(cpu);
-	unsigned mode = cpu->mode, avail, limit = 4096, pos, n, tries;
+	unsigned mode = cpu->mode, avail, span, limit = 4096, pos, n, tries;
 	uint64_t rip = cpu->st.rip, lin, gpa;
-	uint8_t buf[4096 + 16];
+	uint8_t buf[EMU_TRACE_BYTES];
 	const uint8_t *p;
 	struct emu_trace *t;
 	struct emu_page *page;
@@ -232,7 +264,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 		gpa = core->fetch_gpa_page | (lin & 0xfff);
 		t = &core->traces[emu_trace_slot(gpa, mode)];
 		if (t->tag == emu_trace_tag(gpa, mode) &&
-		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
+		    t->gen == emu_page_gen(t->page))
 			return t;
 	}
 	p = emu_fetch_ptr(cpu, lin, &gpa, &avail);
@@ -249,7 +281,7 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	core->fetch_gpa_page = gpa & ~0xfffull;
 	t = &core->traces[emu_trace_slot(gpa, mode)];
 	if (t->tag == emu_trace_tag(gpa, mode) &&
-	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
+	    t->gen == emu_page_gen(t->page))
 		return t;
 
 	if (avail > limit)
@@ -262,14 +294,16 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	}
 	if (core->pool_used + EMU_TRACE_MAX + 1 > EMU_POOL_INSNS)
 		emu_cache_flush(cpu);
+	/* the bytes a trace can span: an instruction cut off here only ends the trace early */
+	span = avail < sizeof(buf) ? avail : sizeof(buf);
 	for (tries = 0;; tries++) {
-		memcpy(buf, p, avail);
+		memcpy(buf, p, span);
 		pos = 0;
 		n = 0;
-		while (n < EMU_TRACE_MAX && pos < avail) {
+		while (n < EMU_TRACE_MAX && pos < span) {
 			struct emu_insn *in = &core->pool[core->pool_used + n];
 
-			rc = emu_decode(cpu, buf + pos, avail - pos, in);
+			rc = emu_decode(cpu, buf + pos, span - pos, in);
 			if (rc == -EAGAIN)
 				break;
 			n++;
@@ -280,10 +314,9 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 		if (n == 0) {
 			if (avail < limit)
 				return build_crossing(cpu, lin, p, avail, limit, res);
-			return build_scratch(cpu, buf, avail, res);
+			return build_scratch(cpu, buf, span, res);
 		}
-		atomic_fetch_or(&page->lines, line_mask(gpa & 0xfff, pos));
-		gen = atomic_load(&page->gen);
+		gen = atomic_fetch_or(&page->state, line_mask(gpa & 0xfff, pos)) >> 32;
 		if (memcmp(buf, p, pos) == 0 || tries >= 2)
 			break;
 	}
@@ -292,6 +325,8 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	t->gen = gen;
 	t->n = n;
 	t->insn = &core->pool[core->pool_used];
+	if (mode == EMU_MODE_LONG64)
+		link_branches(t->insn, n);
 	t->insn[n] = emu_trace_end_insn;
 	core->pool_used += n + 1;
 	return t;

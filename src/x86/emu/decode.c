@@ -225,6 +225,10 @@ int emu_decode(struct emu_cpu *cpu, const uint8_t *bytes, unsigned avail, struct
 
 	if (zi.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
 		in->flags |= EMU_IF_FAR;
+	else if ((zi.meta.category == ZYDIS_CATEGORY_COND_BR ||
+		  (zi.meta.category == ZYDIS_CATEGORY_UNCOND_BR && zi.mnemonic == ZYDIS_MNEMONIC_JMP)) &&
+		 in->op[0].kind == EMU_OPK_IMM)
+		in->flags |= EMU_IF_REL_BRANCH;
 	switch (zi.meta.category) {
 	case ZYDIS_CATEGORY_UNCOND_BR:
 	case ZYDIS_CATEGORY_CALL:

@@ -72,6 +72,8 @@ struct emu_insn {
 	uint8_t cc;		/* Jcc/SETcc/CMOVcc/LOOPcc: condition code (low nibble of opcode) */
 	uint8_t flags;		/* EMU_IF_* */
 	uint8_t stack_opsize;	/* PUSH/POP/CALL/RET: bytes moved on the stack */
+	int8_t link;		/* EMU_IF_REL_BRANCH in 64-bit code whose target is an instruction
+				   of the same trace: its index minus this one's (cache.c), else 0 */
 	uint32_t aux;		/* x87/SSE (simd.h): index of the native form */
 	struct emu_operand op[4];
 	emu_exec_fn sys_exec;	/* EMU_IF_SYS: the system half's handler (exec wraps it) */
@@ -79,6 +81,7 @@ struct emu_insn {
 #define EMU_IF_END_TRACE 0x1	/* nothing after this instruction in the trace (branches, sys) */
 #define EMU_IF_FAR 0x2		/* JMP/CALL/RET far form (handled by the system half) */
 #define EMU_IF_SYS 0x4		/* handler from emu_sys_handler() */
+#define EMU_IF_REL_BRANCH 0x8	/* near Jcc/JMP with a relative target in op[0].imm */
 
 /*
  * Execution conventions (core run loop):
@@ -384,6 +387,9 @@ struct emu_cpu {
 	uint64_t insn_rip;		/* RIP of the instruction being executed */
 	uint64_t ip_mask;		/* mask of code_size: RIP wraps there (exec.h) */
 	const struct emu_insn *chain_at;	/* instruction the chained dispatch is at */
+	const struct emu_insn *chain_base;	/* first instruction of the chain's current trace */
+	int64_t chain_extra;		/* instructions run in a chain besides its trace position */
+	int64_t chain_room;		/* how far chain_extra may grow (exec.h emu_link) */
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
 	union {	/* written and read as one word, so that loads forward from the store */

@@ -10,15 +10,33 @@
 #include "flags.h"
 
 #define EMU_TRACE_MAX 32		/* instructions per trace */
-#define EMU_TRACE_SLOTS 16384		/* direct-mapped trace table, power of two */
-#define EMU_POOL_INSNS (1u << 17)	/* decoded-instruction pool per vCPU */
+#define EMU_TRACE_BYTES (EMU_TRACE_MAX * 15)	/* the most code bytes a trace can span */
+#define EMU_TRACE_SLOTS 65536		/* direct-mapped trace table, power of two */
+/* Decoded-instruction pool per vCPU: 64 MiB of address space, touched as code is seen
+ * (Linux's boot runs through ~500k instructions of traces; a full pool is flushed). */
+#define EMU_POOL_INSNS (1u << 19)
 #define EMU_NMODES 7
 
-/* Per guest-physical page: generation bumped on writes to lines holding cached code. */
+/*
+ * Per guest-physical page, one atomic word: the low 32 bits say which 128-byte lines hold
+ * cached code (bit n: line n), the high 32 bits are a generation. A write to a marked line
+ * bumps the generation and clears every mark in one step (all traces of the page are
+ * stale then, so later writes to the page cost nothing); a trace records the generation
+ * that was current when it marked its lines and is valid while that is unchanged.
+ */
 struct emu_page {
-	_Atomic uint32_t gen;
-	_Atomic uint32_t lines;		/* bit n: 128-byte line n holds cached code */
+	_Atomic uint64_t state;
 };
+
+static inline uint32_t emu_page_gen(const struct emu_page *p)
+{
+	return atomic_load_explicit(&p->state, memory_order_relaxed) >> 32;
+}
+
+static inline uint32_t emu_page_lines(const struct emu_page *p)
+{
+	return (uint32_t)atomic_load_explicit(&p->state, memory_order_relaxed);
+}
 
 struct emu_trace {
 	uint64_t tag;			/* emu_trace_tag(gpa, mode); 0 when the slot is empty */
@@ -77,8 +95,7 @@ static inline void emu_smc_check(struct emu_cpu *cpu, uint64_t gpa, unsigned len
 		return;
 	c = atomic_load_explicit(&cpu->machine->chunk[gpa >> EMU_CHUNK_SHIFT],
 				 memory_order_relaxed);
-	if (c && atomic_load_explicit(&c[(gpa >> 12) & (EMU_CHUNK_PAGES - 1)].lines,
-				      memory_order_relaxed)) {
+	if (c && emu_page_lines(&c[(gpa >> 12) & (EMU_CHUNK_PAGES - 1)])) {
 		emu_smc_hit(cpu->machine, gpa, len);
 		cpu->brk = true;
 	}
@@ -113,7 +130,7 @@ static inline const struct emu_trace *emu_trace_fast(struct emu_cpu *cpu)
 	gpa = core->fetch_gpa_page | (lin & 0xfff);
 	t = &core->traces[emu_trace_slot(gpa, mode)];
 	if (t->tag == emu_trace_tag(gpa, mode) &&
-	    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
+	    t->gen == emu_page_gen(t->page))
 		return t;
 	return NULL;
 }
@@ -172,6 +189,37 @@ static inline int emu_next(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (__builtin_expect(cpu->brk, 0))
 		return EMU_OK;
 	return emu_chain_start(cpu, in + 1);
+}
+
+/*
+ * A taken branch whose handler has set st.rip to its target goes on in the chain: at an
+ * instruction of the same trace (in->link), or else at the start of the trace that the
+ * fast lookup finds for the target. The run loop counts the instructions that such jumps
+ * repeat, skip or leave behind in cpu->chain_extra (the instructions run are chain_extra
+ * plus the position in the trace at cpu->chain_base) and bounds it with cpu->chain_room:
+ * the instruction budget, and a cap so that a loop still returns to see code changed by
+ * other vCPUs. A pending event also returns to the loop.
+ */
+static inline int emu_jump(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct emu_trace *t;
+	int64_t extra;
+
+	if (atomic_load_explicit(&cpu->events, memory_order_relaxed))
+		return EMU_OK;
+	if (in->link) {
+		extra = cpu->chain_extra + 1 - in->link;
+		if (extra > cpu->chain_room)
+			return EMU_OK;
+		cpu->chain_extra = extra;
+		return emu_chain_start(cpu, in + in->link);
+	}
+	extra = cpu->chain_extra + (in - cpu->chain_base) + 1;
+	if (extra > cpu->chain_room || !(t = emu_trace_fast(cpu)))
+		return EMU_OK;
+	cpu->chain_extra = extra;
+	cpu->chain_base = t->insn;
+	return emu_chain_start(cpu, t->insn);
 }
 
 /* ---- registers ---- */
@@ -360,7 +408,7 @@ static inline __attribute__((always_inline)) int emu_wr(struct emu_cpu *cpu, int
 
 	if (__builtin_expect(e != NULL, 1)) {
 		emu_store_n(e->host + (lin & 0xfff), v, size);
-		if (atomic_load_explicit(&e->code->lines, memory_order_relaxed)) {
+		if (emu_page_lines(e->code)) {
 			emu_smc_hit(cpu->machine, e->gpa | (lin & 0xfff), size);
 			cpu->brk = true;
 		}

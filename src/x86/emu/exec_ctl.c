@@ -30,12 +30,18 @@ static inline int branch_to(struct emu_cpu *cpu, uint64_t target)
 	return emu_branch(cpu, target);
 }
 
+/* After a branch: its fault, or on in the chain at the target (emu_jump). */
+static inline int jump(struct emu_cpu *cpu, const struct emu_insn *in, int r)
+{
+	return r ? r : emu_jump(cpu, in);
+}
+
 #define DEF_JCC(cc)                                                                      \
 	static int exec_j##cc(struct emu_cpu *cpu, const struct emu_insn *in)            \
 	{                                                                                \
 		if (!emu_cond_fast(cpu, cc))                                             \
 			return emu_next(cpu, in);                                        \
-		return branch_to(cpu, rel_target(cpu, in));                              \
+		return jump(cpu, in, branch_to(cpu, rel_target(cpu, in)));               \
 	}
 DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
 DEF_JCC(8) DEF_JCC(9) DEF_JCC(10) DEF_JCC(11) DEF_JCC(12) DEF_JCC(13) DEF_JCC(14) DEF_JCC(15)
@@ -47,7 +53,7 @@ static const emu_exec_fn exec_jcc[16] = {
 
 static int exec_jmp_rel(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	return branch_to(cpu, rel_target(cpu, in));
+	return jump(cpu, in, branch_to(cpu, rel_target(cpu, in)));
 }
 
 static int exec_jmp_ind(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -55,7 +61,7 @@ static int exec_jmp_ind(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t t;
 
 	TRY(emu_opr(cpu, in, 0, &t));
-	return emu_branch(cpu, t & emu_size_mask(in->opsize));
+	return jump(cpu, in, emu_branch(cpu, t & emu_size_mask(in->opsize)));
 }
 
 static int do_call(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)
@@ -69,7 +75,7 @@ static int do_call(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t targ
 		cpu->st.gpr[EMU_RSP] = sp;
 		return r;
 	}
-	return emu_next(cpu, in);
+	return emu_jump(cpu, in);
 }
 
 static int exec_call_rel(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -99,7 +105,7 @@ static int exec_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (in->nops > 0)
 		cpu->st.gpr[EMU_RSP] = (cpu->st.gpr[EMU_RSP] & ~m) |
 				       ((cpu->st.gpr[EMU_RSP] + (in->op[0].imm & 0xffff)) & m);
-	return EMU_OK;
+	return emu_jump(cpu, in);
 }
 
 static int exec_loop(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -113,14 +119,14 @@ static int exec_loop(struct emu_cpu *cpu, const struct emu_insn *in)
 		take = take && emu_flag_zf(cpu);
 	else if (in->mnemonic == ZYDIS_MNEMONIC_LOOPNE)
 		take = take && !emu_flag_zf(cpu);
-	return take ? emu_branch(cpu, rel_target(cpu, in)) : emu_next(cpu, in);
+	return take ? jump(cpu, in, emu_branch(cpu, rel_target(cpu, in))) : emu_next(cpu, in);
 }
 
 static int exec_jcxz(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (cpu->st.gpr[EMU_RCX] & emu_size_mask(in->addrsize))
 		return emu_next(cpu, in);
-	return emu_branch(cpu, rel_target(cpu, in));
+	return jump(cpu, in, emu_branch(cpu, rel_target(cpu, in)));
 }
 
 /* ---- stack ---- */

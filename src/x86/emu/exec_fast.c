@@ -3,7 +3,8 @@
  * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
  * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
  * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant,
- * 64-bit PUSH/POP of a register, near CALL rel and RET, and Jcc with a 64-bit target. They
+ * 64-bit PUSH/POP of a register, near CALL rel and RET, and Jcc and JMP rel with a 64-bit
+ * target. They
  * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, NEG, SAL/SAR/SHL/SHR,
  * PUSH, POP, CALL, RET, Jcc) with the operand form fixed at decode time. Other forms, sizes
  * and prefixes stay generic.
@@ -197,7 +198,7 @@ static int exec_call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
 		return r;
 	cpu->st.gpr[EMU_RSP] = sp;
 	cpu->st.rip = t;
-	return EMU_OK;
+	return emu_jump(cpu, in);
 }
 
 static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -211,10 +212,11 @@ static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 		return emu_gp0(cpu);
 	cpu->st.gpr[EMU_RSP] += 8;
 	cpu->st.rip = t;
-	return EMU_OK;
+	return emu_jump(cpu, in);
 }
 
-/* Jcc rel in 64-bit mode: the target is next RIP + displacement, #GP if non-canonical. */
+/* Jcc/JMP rel in 64-bit mode: the target is next RIP + displacement, #GP if
+ * non-canonical; the chain goes on at the target (emu_jump). */
 static inline int jump64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t t = cpu->st.rip + in->op[0].imm;
@@ -222,7 +224,12 @@ static inline int jump64(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (!emu_canonical(t))
 		return emu_gp0(cpu);
 	cpu->st.rip = t;
-	return EMU_OK;
+	return emu_jump(cpu, in);
+}
+
+static int exec_jmp_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	return jump64(cpu, in);
 }
 
 /* Conditions emu_cond_try() leaves open, out of line so that the Jcc handlers stay small. */
@@ -325,6 +332,8 @@ emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
 	case ZYDIS_MNEMONIC_CALL:
 		return in->opsize == 8 && o0->kind == EMU_OPK_IMM && !(in->flags & EMU_IF_FAR)
 			       ? exec_call_rel64 : NULL;
+	case ZYDIS_MNEMONIC_JMP:
+		return in->opsize == 8 && (in->flags & EMU_IF_REL_BRANCH) ? exec_jmp_rel64 : NULL;
 	case ZYDIS_MNEMONIC_RET:
 		return in->opsize == 8 && in->nops == 0 && !(in->flags & EMU_IF_FAR) ? exec_ret64
 										     : NULL;

@@ -13,6 +13,9 @@
 
 #define EMU_TRACES_BYTES (sizeof(struct emu_trace) * EMU_TRACE_SLOTS)
 #define EMU_POOL_BYTES (sizeof(struct emu_insn) * EMU_POOL_INSNS)
+/* Instructions a chain may run through links before it returns to the loop (bounds how
+ * long a loop runs code that another vCPU has since rewritten). */
+#define EMU_LINK_ROOM 65536
 
 struct emu_cpu *emu_cpu_create(struct emu_machine *m, const struct emu_bus *bus)
 {
@@ -271,7 +274,7 @@ const struct emu_insn emu_trace_end_insn = { .exec = emu_exec_trace_end };
 static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t limit)
 {
 	uint64_t count = cpu->insn_count, t_rip;
-	const struct emu_insn *in, *start, *end;
+	const struct emu_insn *in, *start;
 	struct emu_core *core = emu_core(cpu);
 	struct emu_insn part[EMU_TRACE_MAX + 1];
 	uint32_t ev;
@@ -280,7 +283,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 	for (;;) {
 		t_rip = cpu->st.rip;
 		start = t->insn;
-		end = start + t->n;
+		cpu->chain_extra = 0;
 		if (__builtin_expect(t->n > limit - count, 0)) {
 			/* the budget ends inside this trace: run a copy of the part it allows */
 			unsigned k = limit - count;
@@ -288,15 +291,21 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 			memcpy(part, start, k * sizeof(*start));
 			part[k] = emu_trace_end_insn;
 			start = part;
-			end = part + k;
+			cpu->chain_room = INT64_MIN;	/* no links: their targets are not copied */
+		} else {
+			/* a link may restart at most a whole trace: keep room for it */
+			cpu->chain_room = (int64_t)(limit - count) - EMU_TRACE_MAX;
+			if (cpu->chain_room > EMU_LINK_ROOM)
+				cpu->chain_room = EMU_LINK_ROOM;
 		}
 		in = start;
+		cpu->chain_base = start;
 		for (;;) {
 			r = emu_chain_start(cpu, in);
 			in = cpu->chain_at;
 			if (__builtin_expect(r | cpu->brk, 0))
 				goto slow;
-			if (in == end)
+			if (in->exec == emu_exec_trace_end)
 				break;
 			/* a handler that did not chain: fall through, or leave at a taken branch */
 			if (cpu->st.rip != ((cpu->insn_rip + in->len) & cpu->ip_mask)) {
@@ -305,7 +314,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 			}
 			in++;
 		}
-		count += in - start;
+		count += (in - cpu->chain_base) + cpu->chain_extra;
 		ev = atomic_load_explicit(&cpu->events, memory_order_relaxed);
 		if (count >= limit || (ev && event_due(cpu, ev)) ||
 		    (cpu->st.rflags & EMU_TF) || cpu->st.interrupt_shadow)
@@ -316,7 +325,7 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 		 * and the code is unchanged (same generation).
 		 */
 		if (cpu->st.rip == t_rip && core->fetch_valid &&
-		    t->gen == atomic_load_explicit(&t->page->gen, memory_order_relaxed))
+		    t->gen == emu_page_gen(t->page))
 			continue;
 		t = emu_trace_fast(cpu);
 		if (!t)
@@ -333,7 +342,7 @@ slow:
 	}
 	/* A faulting instruction uses budget too: a guest looping on faults still returns. */
 	in++;
-	cpu->insn_count = count + (in - start);
+	cpu->insn_count = count + (in - cpu->chain_base) + cpu->chain_extra;
 	if (cpu->sys.bus_stop) {
 		cpu->sys.bus_stop = false;
 		cpu->fault.pending = false;
