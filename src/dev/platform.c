@@ -3,7 +3,8 @@
  * IRQ 8, the i8042 on 0x60/0x64, bhyve's ACPI PM block with its SCI on IRQ 9, the POST port
  * 0x80 (written values are kept, nothing else), port 0x92 (A20 always on; bit 0 resets) and
  * the PIIX3 reset control register 0xCF9 (a write with bit 2 set resets: exit code 0; bits
- * 1 and 3 only choose soft/hard/full reset, which are all the same here).
+ * 1 and 3 only choose soft/hard/full reset, which are all the same here), and the x87 error
+ * logic on port 0xF0 and IRQ 13 (fpu_ferr.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "dev/atkbdc.h"
+#include "dev/fpu_ferr.h"
 #include "dev/platform.h"
 #include "dev/pm.h"
 #include "dev/rtc.h"
@@ -36,8 +38,9 @@ struct platform {
 	struct rtc *rtc;
 	struct atkbdc *kbc;
 	struct pm *pm;
+	struct fpu_ferr *ferr;
 	uint8_t post, porta, rst_cnt;
-	bool ports[8];	/* which of plat_ranges are registered */
+	bool ports[9];	/* which of plat_ranges are registered */
 };
 
 static void plat_isa_irq(struct vm *vm, unsigned irq, bool level)
@@ -51,6 +54,11 @@ static void plat_isa_irq(struct vm *vm, unsigned irq, bool level)
 static void plat_rtc_irq(void *opaque, bool level)
 {
 	plat_isa_irq(opaque, RTC_IRQ, level);
+}
+
+static void plat_ferr_irq(void *opaque, bool level)
+{
+	plat_isa_irq(opaque, FPU_FERR_IRQ, level);
 }
 
 static void plat_sci(void *opaque, bool level)
@@ -133,6 +141,12 @@ static void plat_rtc_io(void *opaque, uint64_t offset, unsigned size, bool write
 	rtc_io(((struct platform *)opaque)->rtc, offset, size, write, val);
 }
 
+static void plat_ferr_io(void *opaque, uint64_t offset, unsigned size, bool write,
+			 uint64_t *val)
+{
+	fpu_ferr_io(((struct platform *)opaque)->ferr, offset, size, write, val);
+}
+
 struct plat_range {
 	uint16_t port, len;
 	io_handler_fn fn;
@@ -148,8 +162,10 @@ static const struct plat_range plat_ranges[] = {
 	{ PLATFORM_PM1A_CNT, 2, plat_pm_cnt_io, "pm1a-cnt" },
 	{ PLATFORM_PM_TMR, 4, plat_pm_tmr_io, "pm-tmr" },
 	{ PLATFORM_SMI_CMD, 1, plat_pm_smi_io, "smi-cmd" },
+	{ FPU_FERR_PORT, 1, plat_ferr_io, "fpu-error" },
 };
 #define PLAT_NRANGES (sizeof plat_ranges / sizeof plat_ranges[0])
+_Static_assert(PLAT_NRANGES <= sizeof ((struct platform *)0)->ports, "platform.ports too small");
 
 void platform_destroy(struct platform *p)
 {
@@ -161,6 +177,7 @@ void platform_destroy(struct platform *p)
 	atkbdc_destroy(p->kbc);
 	rtc_destroy(p->rtc);
 	pm_destroy(p->pm);
+	fpu_ferr_destroy(p->ferr);
 	free(p);
 }
 
@@ -189,7 +206,8 @@ int platform_create(struct vm *vm, struct cfg_node *root, struct platform **out)
 		goto fail;
 	}
 	if ((ret = rtc_create(&rp, &p->rtc)) || (ret = pm_create(&pp, &p->pm)) ||
-	    (ret = atkbdc_create(vm, &p->kbc)))
+	    (ret = atkbdc_create(vm, &p->kbc)) ||
+	    (ret = fpu_ferr_create(plat_ferr_irq, vm, &p->ferr)))
 		goto fail;
 	for (size_t i = 0; i < PLAT_NRANGES; i++) {
 		const struct plat_range *r = &plat_ranges[i];
