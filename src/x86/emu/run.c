@@ -13,9 +13,14 @@
 
 #define EMU_TRACES_BYTES (sizeof(struct emu_trace) * EMU_TRACE_SLOTS)
 #define EMU_POOL_BYTES (sizeof(struct emu_insn) * EMU_POOL_INSNS)
-/* Instructions a chain may run through links before it returns to the loop (bounds how
- * long a loop runs code that another vCPU has since rewritten). */
-#define EMU_LINK_ROOM 65536
+/*
+ * Instructions a chain may run through jumps before it returns to the loop. Handlers whose
+ * compiler could not make their chaining call a tail call (locals whose address is taken;
+ * any handler in a -O1 sanitizer build) nest one stack frame per instruction, so this
+ * bounds the stack a chain uses; it also bounds how long a loop runs code that another
+ * vCPU has since rewritten.
+ */
+#define EMU_LINK_ROOM 256
 
 struct emu_cpu *emu_cpu_create(struct emu_machine *m, const struct emu_bus *bus)
 {
