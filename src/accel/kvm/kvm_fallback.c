@@ -5,7 +5,9 @@
  * (regs, sregs, FPU, debug registers, events, XCR0, MSRs), step one instruction against
  * guest memory (the interpreter walks the guest page tables) and the machine's port/MMIO
  * callbacks, write back what changed, resume. Counts per mnemonic for accel_stats.
- * Interrupts stay KVM's (in-kernel LAPIC): the interpreter never acknowledges one.
+ * Interrupts stay KVM's (in-kernel LAPIC): the interpreter never acknowledges one. Left out:
+ * an emulated access to the in-kernel LAPIC/IOAPIC pages reaches the machine's MMIO
+ * handlers, which do not have them (reads all ones); KVM has no call to forward it.
  */
 #include <errno.h>
 #include <stdio.h>
