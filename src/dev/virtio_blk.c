@@ -2,9 +2,10 @@
  * virtio_blk.c: virtio-blk (virtio 1.2 §5.2) on the virtio PCI transport, as bhyve's
  * `-s N,virtio-blk,PATH[,ro][,nocache][,direct][,sectorsize=L[/P]][,nodelete][,ser=ID]`.
  * Requests IN, OUT, FLUSH, GET_ID, DISCARD and WRITE_ZEROES go to the block backend's I/O
- * engine; completions write the used ring from the engine thread. One request queue per
- * vCPU up to four (VIRTIO_BLK_F_MQ). Left out: CONFIG_WCE (always write-back with FLUSH),
- * secure erase, zoned devices.
+ * engine, every chain a kick finds in one submission; the engine thread publishes each run
+ * of completions with one used-ring update and at most one interrupt per queue. One request
+ * queue per vCPU up to four (VIRTIO_BLK_F_MQ). Left out: CONFIG_WCE (always write-back with
+ * FLUSH), secure erase, zoned devices.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -59,7 +60,9 @@ struct vblk_req {
 	uint32_t epoch;
 	uint32_t used_len;
 	uint8_t *status;
+	uint8_t result;			/* status byte of a finished backend request */
 	struct vblk_req *next_free;
+	struct vblk_req *next_done;	/* on vblk.done, waiting for the batch hook */
 	unsigned q;			/* the request queue it came from */
 	struct virtq_chain chain;
 };
@@ -73,6 +76,7 @@ struct vblk {
 	struct vblk_req *reqs;		/* VBLK_QUEUE_SIZE per queue */
 	struct vblk_req *free[VBLK_MAX_QUEUES];	/* under vd.lock */
 	bool starved[VBLK_MAX_QUEUES];	/* a notify found no free request (under vd.lock) */
+	struct vblk_req *done;		/* finished by the engine, not yet published (atomic) */
 };
 
 /* ---- iovec helpers ---- */
@@ -124,7 +128,10 @@ static unsigned vblk_trim(struct iovec *iov, unsigned first, unsigned n, uint64_
 
 /* ---- completion ---- */
 
-/* vd.lock held: return the chain with its status and recycle the request. */
+/*
+ * vd.lock held: return the chain with its status and recycle the request. The caller sends
+ * the queue's interrupt (virtio_queue_interrupt) once it has returned all it had.
+ */
 static void vblk_finish(struct vblk *dev, struct vblk_req *r, uint8_t status)
 {
 	if (r->epoch == dev->vd.epoch) {
@@ -136,7 +143,6 @@ static void vblk_finish(struct vblk *dev, struct vblk_req *r, uint8_t status)
 			for (unsigned i = c->nout; i < (unsigned)c->nout + c->nin; i++)
 				gm_ptr(vm_mem(dev->vd.pdev->vm), c->gpa[i], c->iov[i].iov_len, true);
 		virtq_push(&dev->vd.queues[r->q].vq, c->head, r->used_len);
-		virtio_queue_interrupt(&dev->vd, r->q);
 	}
 	r->next_free = dev->free[r->q];
 	dev->free[r->q] = r;
@@ -144,26 +150,60 @@ static void vblk_finish(struct vblk *dev, struct vblk_req *r, uint8_t status)
 
 static void vblk_notify(struct virtio_dev *vd, unsigned q);
 
+/* Engine thread, once per request: note the status and leave it for vblk_batch_done. */
 static void vblk_io_done(struct blk_req *io, int64_t result)
 {
 	struct vblk_req *r = io->opaque;
 	struct vblk *dev = r->dev;
-	uint8_t status = VIRTIO_BLK_S_OK;
-	bool again;
 
+	r->result = VIRTIO_BLK_S_OK;
 	if (result == -EOPNOTSUPP)
-		status = VIRTIO_BLK_S_UNSUPP;
+		r->result = VIRTIO_BLK_S_UNSUPP;
 	else if (result < 0)
-		status = VIRTIO_BLK_S_IOERR;
-	if (status != VIRTIO_BLK_S_OK || io->op != BLK_OP_READ)
+		r->result = VIRTIO_BLK_S_IOERR;
+	if (r->result != VIRTIO_BLK_S_OK || io->op != BLK_OP_READ)
 		r->used_len = 1;
+	r->next_done = __atomic_load_n(&dev->done, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&dev->done, &r->next_done, r, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED))
+		;
+}
+
+/*
+ * Engine thread, after a run of vblk_io_done calls: publish every finished request under one
+ * lock, in completion order, then interrupt each queue that got some at most once.
+ */
+static void vblk_batch_done(void *opaque)
+{
+	struct vblk *dev = opaque;
+	struct vblk_req *r = __atomic_exchange_n(&dev->done, NULL, __ATOMIC_ACQUIRE), *fifo = NULL;
+	bool pushed[VBLK_MAX_QUEUES] = { false }, again[VBLK_MAX_QUEUES] = { false };
+
+	if (!r)
+		return;	/* another engine thread published ours with its own */
+	while (r) {
+		struct vblk_req *next = r->next_done;
+
+		r->next_done = fifo;
+		fifo = r;
+		r = next;
+	}
 	pthread_mutex_lock(&dev->vd.lock);
-	vblk_finish(dev, r, status);
-	again = dev->starved[r->q];
-	dev->starved[r->q] = false;
+	for (r = fifo; r; r = fifo) {
+		fifo = r->next_done;
+		pushed[r->q] |= r->epoch == dev->vd.epoch;
+		vblk_finish(dev, r, r->result);
+	}
+	for (unsigned q = 0; q < dev->nq; q++) {
+		if (pushed[q])
+			virtio_queue_interrupt(&dev->vd, q);
+		again[q] = dev->starved[q];
+		dev->starved[q] = false;
+	}
 	pthread_mutex_unlock(&dev->vd.lock);
-	if (again)
-		vblk_notify(&dev->vd, r->q);
+	for (unsigned q = 0; q < dev->nq; q++)
+		if (again[q])
+			vblk_notify(&dev->vd, q);
 }
 
 /* ---- request parsing ---- */
@@ -279,6 +319,7 @@ static void vblk_notify(struct virtio_dev *vd, unsigned q)
 	struct vblk *dev = vd->priv;
 	struct blk_req *batch[VBLK_QUEUE_SIZE];
 	struct virtq *vq = &vd->queues[q].vq;
+	bool finished = false;
 	int n = 0, taken;
 
 	pthread_mutex_lock(&vd->lock);
@@ -314,7 +355,11 @@ static void vblk_notify(struct virtio_dev *vd, unsigned q)
 		}
 		if (ret > 0)
 			batch[n++] = &r->io;
+		else
+			finished = true;
 	}
+	if (finished)
+		virtio_queue_interrupt(vd, q);
 	pthread_mutex_unlock(&vd->lock);
 	if (n == 0)
 		return;
@@ -327,6 +372,8 @@ static void vblk_notify(struct virtio_dev *vd, unsigned q)
 			r->used_len = 1;
 			vblk_finish(dev, r, VIRTIO_BLK_S_IOERR);
 		}
+		if (((struct vblk_req *)batch[taken]->opaque)->epoch == vd->epoch)
+			virtio_queue_interrupt(vd, q);
 		pthread_mutex_unlock(&vd->lock);
 	}
 }
@@ -402,7 +449,7 @@ static int vblk_fail(struct pci_dev *pdev, int ret, const char *msg)
 
 static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 {
-	struct blk_options opt = { 0 };
+	struct blk_options opt = { .batch_done = vblk_batch_done };
 	struct virtio_pci_params p = {
 		.device_id = 0x1001, .device_type = 2, .class_code = 0x01, .subclass = 0x00,
 		.nqueues = 1, .queue_size = VBLK_QUEUE_SIZE, .config_size = VBLK_CONFIG_SIZE,
@@ -438,6 +485,7 @@ static int vblk_init(struct vm *vm, struct pci_dev *pdev, struct cfg_node *node)
 		free(dev);
 		return vblk_fail(pdev, -ENOMEM, "out of memory");
 	}
+	opt.batch_opaque = dev;
 	ret = blk_open(path, &opt, &dev->backend, err, sizeof err);
 	if (ret < 0) {
 		free(dev->reqs);

@@ -10,9 +10,13 @@
  *   called. The caller keeps the request and its iovecs alive until `done`.
  * - `done` runs on an engine thread (the io_uring completion thread or a worker), once per
  *   accepted request, with the byte count (read/write) or 0 (other ops), or -errno. It must
- *   not block on I/O; it may submit further requests.
- * - blk_drain waits until every accepted request's `done` has returned. blk_close drains,
- *   stops the engine threads and closes the file; no `done` runs after it returns.
+ *   not block on I/O; it may submit further requests. The io_uring thread reaps every
+ *   completion that is ready at once and calls `done` for each in turn; after every such run
+ *   (a worker: after every request) it calls the options' `batch_done`, where the caller can
+ *   publish the whole run at once (one used-ring update, one interrupt).
+ * - blk_drain waits until every accepted request's `done` and the `batch_done` after it have
+ *   returned. blk_close drains, stops the engine threads and closes the file; no `done` runs
+ *   after it returns.
  */
 #ifndef KHYVE_BACKEND_BLOCK_H
 #define KHYVE_BACKEND_BLOCK_H
@@ -32,6 +36,9 @@ struct blk_options {
 	uint32_t logical;	/* sector size override, 0: from the device (files: 512) */
 	uint32_t physical;	/* 0: from the device (files: st_blksize), or = logical */
 	bool no_uring;		/* use the worker pool even where io_uring works (tests) */
+	/* Optional: called on the engine thread after each run of `done` calls (see above). */
+	void (*batch_done)(void *opaque);
+	void *batch_opaque;
 };
 
 enum blk_op {
