@@ -3,12 +3,14 @@
  * (accel/kvm/kvm_emu_state.c): round trips both ways on random states, segment attribute
  * bits, EFER/CR/DR values, the x87/SSE image, MSR slots, interrupt shadow and NMI blocking;
  * then kvm_emu_step, the fallback's step, on a 64-bit KVM state over a fake memory bus:
- * fninit, lock cmpxchg16b, pshufb, swapgs, and a #UD delivered through the guest's IDT.
- * Needs only <linux/kvm.h>'s structures, no /dev/kvm.
+ * fninit, lock cmpxchg16b, pshufb, swapgs, and a #UD delivered through the guest's IDT;
+ * the accel_stats line; the fallback's guest-page lookup in the memory slots (ROM writes go
+ * to MMIO). Needs only <linux/kvm.h>'s structures, no /dev/kvm.
  */
 #include <stdlib.h>
 
 #include "accel/kvm/kvm_emu.h"
+#include "accel/kvm/kvm_internal.h"
 #include "unit.h"
 #include "x86/cpuid.h"
 #include "emu_fixture.h"
@@ -532,4 +534,51 @@ TEST(step_ud2_delivered_through_the_idt)
 	CHECK_EQ_U64(after.regs.rsp, k.regs.rsp - 40);
 	CHECK_EQ_U64(get64(after.regs.rsp), CODE);	/* the faulting RIP */
 	vm_end(&vm);
+}
+
+TEST(stats_line)
+{
+	static _Atomic uint64_t counts[ZYDIS_MNEMONIC_MAX_VALUE + 1];
+	char line[256];
+
+	kvm_emu_stats_line(counts, ZYDIS_MNEMONIC_MAX_VALUE + 1, line, sizeof line);
+	CHECK_STR(line, "emulated by the software CPU: 0 instructions");
+	counts[ZYDIS_MNEMONIC_FNINIT] = 3;
+	counts[ZYDIS_MNEMONIC_CMPXCHG16B] = 12;
+	counts[ZYDIS_MNEMONIC_PSHUFB] = 3;
+	counts[ZYDIS_MNEMONIC_MOVDQA] = 1;
+	kvm_emu_stats_line(counts, ZYDIS_MNEMONIC_MAX_VALUE + 1, line, sizeof line);
+	CHECK_STR(line, "emulated by the software CPU: 19 instructions: cmpxchg16b 12, fninit 3, "
+			"pshufb 3, movdqa 1");
+	memset(counts, 0, sizeof counts);
+	counts[ZYDIS_MNEMONIC_XRSTOR64] = 1;
+	kvm_emu_stats_line(counts, ZYDIS_MNEMONIC_MAX_VALUE + 1, line, sizeof line);
+	CHECK_STR(line, "emulated by the software CPU: 1 instruction: xrstor64 1");
+	/* a short buffer ends the line early but stays a string */
+	kvm_emu_stats_line(counts, ZYDIS_MNEMONIC_MAX_VALUE + 1, line, 20);
+	CHECK_EQ_U64(strlen(line), 19);
+}
+
+TEST(slot_page_lookup)
+{
+	struct accel *a = calloc(1, sizeof *a);
+	static uint8_t ram0[0x4000] __attribute__((aligned(4096)));
+	static uint8_t rom[0x1000] __attribute__((aligned(4096)));
+
+	if (!a)
+		return;
+	pthread_mutex_init(&a->slot_lock, NULL);
+	a->slots[0] = (struct kvm_slot){ .gpa = 0, .size = sizeof ram0, .host = ram0 };
+	a->slots[1] = (struct kvm_slot){ .gpa = 0xfffff000, .size = sizeof rom, .host = rom,
+					 .readonly = true };
+	a->nslots = 2;
+	CHECK(kvm_slot_page(a, 0x0, false) == ram0);
+	CHECK(kvm_slot_page(a, 0x2abc, true) == ram0 + 0x2000);
+	CHECK(kvm_slot_page(a, 0x3fff, false) == ram0 + 0x3000);
+	CHECK(kvm_slot_page(a, 0x4000, false) == NULL);		/* past the RAM: MMIO */
+	CHECK(kvm_slot_page(a, 0xfffffff0, false) == rom);
+	CHECK(kvm_slot_page(a, 0xfffffff0, true) == NULL);	/* ROM write: MMIO */
+	CHECK(kvm_slot_page(a, 0xfee00000, false) == NULL);
+	pthread_mutex_destroy(&a->slot_lock);
+	free(a);
 }

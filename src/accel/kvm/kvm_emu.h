@@ -9,6 +9,8 @@
 #ifndef KHYVE_KVM_EMU_H
 #define KHYVE_KVM_EMU_H
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <linux/kvm.h>
 #include "x86/emu/emu.h"
 
@@ -54,6 +56,12 @@ void kvm_emu_state_to_kvm(const struct emu_state *st, struct kvm_emu_regs *k);
  */
 enum emu_exit kvm_emu_step(struct emu_cpu *cpu, const struct kvm_emu_regs *before,
 			   struct kvm_emu_regs *after);
+
+/*
+ * "emulated by the software CPU: 15 instructions: cmpxchg16b 12, fninit 3": the total of
+ * counts[0..n) (indexed by Zydis mnemonic) and each non-zero one, largest first.
+ */
+void kvm_emu_stats_line(const _Atomic uint64_t *counts, int n, char *buf, size_t len);
 
 /* kvm_fallback.c */
 struct accel;

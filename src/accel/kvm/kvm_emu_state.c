@@ -1,12 +1,14 @@
 /*
  * kvm_emu_state.c: a KVM vCPU's state (struct kvm_regs, kvm_sregs, kvm_fpu, kvm_debugregs,
  * kvm_vcpu_events, XCR0, MSRs; Linux Documentation/virt/kvm/api.rst §4) to the
- * interpreter's struct emu_state and back, for the emulation fallback (pure functions), and
- * one interpreter step between the two.
+ * interpreter's struct emu_state and back, for the emulation fallback (pure functions), one
+ * interpreter step between the two, and the accel_stats line of what was emulated.
  * Segment attributes use the VMX access-rights packing (SDM vol. 3 §25.4.1); the FPU state
  * is the FXSAVE image (SDM vol. 1 §10.5.1, 64-bit FIP/FDP form).
  */
+#include <stdio.h>
 #include <string.h>
+#include <Zydis/Zydis.h>
 
 #include "accel/kvm/kvm_emu.h"
 
@@ -225,4 +227,37 @@ enum emu_exit kvm_emu_step(struct emu_cpu *cpu, const struct kvm_emu_regs *befor
 	*after = *before;
 	kvm_emu_state_to_kvm(&st, after);
 	return x;
+}
+
+void kvm_emu_stats_line(const _Atomic uint64_t *counts, int n, char *buf, size_t len)
+{
+	uint64_t total = 0, last = UINT64_MAX;
+	int last_i = -1;
+	size_t at;
+
+	for (int i = 0; i < n; i++)
+		total += atomic_load(&counts[i]);
+	at = (size_t)snprintf(buf, len, "emulated by the software CPU: %llu instruction%s",
+			      (unsigned long long)total, total == 1 ? "" : "s");
+	/* largest count first; equal counts in mnemonic order */
+	for (bool first = true; at < len; first = false) {
+		uint64_t best = 0;
+		int bi = -1;
+
+		for (int i = 0; i < n; i++) {
+			uint64_t c = atomic_load(&counts[i]);
+
+			if (c && (c < last || (c == last && i > last_i)) && c > best) {
+				best = c;
+				bi = i;
+			}
+		}
+		if (bi < 0)
+			break;
+		at += (size_t)snprintf(buf + at, len - at, "%s %s %llu", first ? ":" : ",",
+				       ZydisMnemonicGetString((ZydisMnemonic)bi),
+				       (unsigned long long)best);
+		last = best;
+		last_i = bi;
+	}
 }

@@ -26,22 +26,8 @@
 static uint8_t *fb_page_ptr(void *opaque, uint64_t gpa, bool write)
 {
 	struct accel_vcpu *v = opaque;
-	struct accel *a = v->accel;
-	uint64_t page = gpa & ~0xfffull;
-	uint8_t *h = NULL;
 
-	pthread_mutex_lock(&a->slot_lock);
-	for (int i = 0; i < a->nslots; i++) {
-		const struct kvm_slot *s = &a->slots[i];
-
-		if (page >= s->gpa && page - s->gpa < s->size) {
-			if (!(write && s->readonly))
-				h = s->host + (page - s->gpa);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&a->slot_lock);
-	return h;
+	return kvm_slot_page(v->accel, gpa, write);
 }
 
 static int fb_mmio(void *opaque, uint64_t gpa, unsigned size, bool write, uint64_t *val)
@@ -100,8 +86,13 @@ static int fb_msr(void *opaque, uint32_t index, bool write, uint64_t *val)
 	m.h.nmsrs = 1;
 	m.h.entries[0].index = index;
 	m.h.entries[0].data = write ? *val : 0;
-	if (ioctl(v->fd, write ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1)
-		return -1;
+	if (ioctl(v->fd, write ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1) {
+		/* as kvm_handle_msr: -w reads 0 and drops writes, else #GP */
+		if (!v->accel->ignore_msrs)
+			return -1;
+		if (!write)
+			*val = 0;
+	}
 	if (!write)
 		*val = m.h.entries[0].data;
 	return 0;
@@ -257,8 +248,12 @@ static ZydisMnemonic fb_mnemonic(struct accel_vcpu *v, const struct kvm_emu_regs
 			break;
 		got += chunk;
 	}
-	if (got == 0 ||
-	    !ZYAN_SUCCESS(ZydisDecoderInit(&dec, mode, mode == ZYDIS_MACHINE_MODE_LONG_64
+	if (got == 0) {
+		/* not even the first byte translates: forget all cached code to be safe */
+		emu_machine_invalidate(v->accel->emu_machine, 0, UINT64_MAX);
+		return ZYDIS_MNEMONIC_INVALID;
+	}
+	if (!ZYAN_SUCCESS(ZydisDecoderInit(&dec, mode, mode == ZYDIS_MACHINE_MODE_LONG_64
 							   ? ZYDIS_STACK_WIDTH_64
 							   : ZYDIS_STACK_WIDTH_32)) ||
 	    !ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, NULL, bytes, got, &insn)))
@@ -330,47 +325,14 @@ void kvm_emu_vcpu_destroy(struct accel_vcpu *v)
 	v->emu = NULL;
 }
 
-/* "khyve: accel_stats: emulated by the software CPU: 15 instructions: cmpxchg16b 12, ..." */
-static void fb_print_stats(struct accel *a)
-{
-	uint64_t total = 0;
-	char line[4096];
-	size_t len;
-	bool *done = calloc(ZYDIS_MNEMONIC_MAX_VALUE + 1, sizeof *done);
-
-	for (int i = 0; i <= ZYDIS_MNEMONIC_MAX_VALUE; i++)
-		total += atomic_load(&a->emu_counts[i]);
-	len = (size_t)snprintf(line, sizeof line,
-			       "khyve: accel_stats: emulated by the software CPU: %llu "
-			       "instruction%s", (unsigned long long)total, total == 1 ? "" : "s");
-	/* largest count first */
-	for (int k = 0; done && total && len < sizeof line; k++) {
-		uint64_t best = 0;
-		int bi = -1;
-
-		for (int i = 0; i <= ZYDIS_MNEMONIC_MAX_VALUE; i++) {
-			uint64_t c = atomic_load(&a->emu_counts[i]);
-
-			if (!done[i] && c > best) {
-				best = c;
-				bi = i;
-			}
-		}
-		if (bi < 0)
-			break;
-		done[bi] = true;
-		len += (size_t)snprintf(line + len, sizeof line - len, "%s %s %llu",
-					k ? "," : ":", ZydisMnemonicGetString((ZydisMnemonic)bi),
-					(unsigned long long)best);
-	}
-	free(done);
-	fprintf(stderr, "%s\n", line);
-}
-
 void kvm_emu_destroy(struct accel *a)
 {
-	if (a->stats)
-		fb_print_stats(a);
+	if (a->stats) {
+		char line[4096];
+
+		kvm_emu_stats_line(a->emu_counts, ZYDIS_MNEMONIC_MAX_VALUE + 1, line, sizeof line);
+		fprintf(stderr, "khyve: accel_stats: %s\n", line);
+	}
 	if (a->emu_machine)
 		emu_machine_destroy(a->emu_machine);
 	a->emu_machine = NULL;

@@ -88,6 +88,9 @@ int kvm_zydis_mode(const struct kvm_sregs *sregs, uint64_t rflags, const char **
  * disassembly. */
 void kvm_describe(struct accel_vcpu *v, struct accel_exit *exit, const char *what);
 
+/* Host address of the guest-physical page holding gpa: NULL when no slot maps it, or for a
+ * write to a read-only (ROM) slot. The slots never move, so the pointer stays valid. */
+uint8_t *kvm_slot_page(struct accel *a, uint64_t gpa, bool write);
 /* Copy guest-physical bytes out of the mapped slots; 0 or -EFAULT. */
 int kvm_read_phys(struct accel *accel, uint64_t gpa, void *dst, size_t len);
 

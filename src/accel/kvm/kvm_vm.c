@@ -438,6 +438,25 @@ int kvm_read_phys(struct accel *a, uint64_t gpa, void *dst, size_t len)
 	return ret;
 }
 
+uint8_t *kvm_slot_page(struct accel *a, uint64_t gpa, bool write)
+{
+	uint64_t page = gpa & ~(KVM_PAGE - 1);
+	uint8_t *h = NULL;
+
+	pthread_mutex_lock(&a->slot_lock);
+	for (int i = 0; i < a->nslots; i++) {
+		const struct kvm_slot *s = &a->slots[i];
+
+		if (page >= s->gpa && page - s->gpa < s->size) {
+			if (!(write && s->readonly))
+				h = s->host + (page - s->gpa);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->slot_lock);
+	return h;
+}
+
 /* Under KVM the guest's own accesses and the devices' share the host pages: nothing to do. */
 static void kvm_memory_written(struct accel *a, uint64_t gpa, uint64_t len)
 {
