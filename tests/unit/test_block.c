@@ -2,7 +2,8 @@
  * test_block.c: the raw block backend on temporary files through both engines (io_uring and
  * the worker pool): open errors (missing, directory, zero size, locked by another opener,
  * bad sector sizes), reads and writes with many requests in flight, flush, discard (the
- * file's blocks are deallocated), write-zeroes, read-only refusal, and geometry overrides.
+ * file's blocks are deallocated), write-zeroes, read-only refusal, geometry overrides, and
+ * the completion batch hook with more requests in one batch than the ring holds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,7 @@ static char tmpdir[64];
 __attribute__((destructor)) static void tmp_cleanup(void)
 {
 	static const char *const names[] = { "zero.img", "locked.img", "rw-threads.img",
-					     "rw-uring.img", "discard.img", "ro.img" };
+					     "rw-uring.img", "discard.img", "ro.img", "batch.img" };
 	char path[128];
 
 	if (!tmpdir[0])
@@ -277,4 +278,75 @@ TEST(block_readonly)
 	req = (struct blk_req){ .op = BLK_OP_READ, .iov = &iov, .iovcnt = 1 };
 	CHECK_EQ_U64(run(b, &req), 512);
 	blk_close(b);
+}
+
+/* ---- the batch hook ---- */
+
+#define BATCH_N 600	/* more than the io_uring engine's 256 submission entries */
+
+static struct {
+	unsigned done, published, hooks, errors;
+} bh;
+
+static void batch_one_done(struct blk_req *req, int64_t result)
+{
+	if (result != 4096)
+		__atomic_add_fetch(&bh.errors, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&bh.done, 1, __ATOMIC_RELEASE);
+}
+
+static void batch_hook(void *opaque)
+{
+	unsigned *tag = opaque;
+
+	CHECK_EQ_U64(*tag, 0x5eed);
+	__atomic_store_n(&bh.published, __atomic_load_n(&bh.done, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELAXED);
+	__atomic_add_fetch(&bh.hooks, 1, __ATOMIC_RELAXED);
+}
+
+/* Every done is followed by a hook before blk_drain returns; one and two-buffer reads. */
+static void batch_suite(bool no_uring)
+{
+	static unsigned tag = 0x5eed;
+	struct blk_options o = { .no_uring = no_uring, .batch_done = batch_hook,
+				 .batch_opaque = &tag };
+	static uint8_t buf[BATCH_N][4096];
+	static struct blk_req reqs[BATCH_N];
+	static struct iovec iov[BATCH_N][2];
+	struct blk_req *rp[BATCH_N];
+	struct blk_backend *b;
+	char err[256];
+	const char *p = tmp_file("batch.img", FILE_SIZE);
+
+	memset(&bh, 0, sizeof bh);
+	CHECK_EQ_U64(blk_open(p, &o, &b, err, sizeof err), 0);
+	for (int i = 0; i < BATCH_N; i++) {
+		int n = i % 3 == 0 ? 2 : 1;
+
+		iov[i][0] = (struct iovec){ buf[i], n == 2 ? 1024 : 4096 };
+		iov[i][1] = (struct iovec){ buf[i] + 1024, 3072 };
+		reqs[i] = (struct blk_req){ .op = BLK_OP_READ, .offset = (uint64_t)i * 4096 % FILE_SIZE,
+					    .iov = iov[i], .iovcnt = n, .done = batch_one_done };
+		rp[i] = &reqs[i];
+	}
+	CHECK_EQ_U64(blk_submit_batch(b, rp, BATCH_N), BATCH_N);
+	blk_drain(b);
+	CHECK_EQ_U64(bh.done, BATCH_N);
+	CHECK_EQ_U64(bh.published, BATCH_N);
+	CHECK_EQ_U64(bh.errors, 0);
+	CHECK(bh.hooks >= 1 && bh.hooks <= BATCH_N);
+	if (no_uring)
+		CHECK_EQ_U64(bh.hooks, BATCH_N);	/* a worker publishes each request */
+	blk_close(b);
+}
+
+TEST(block_batch_hook_uring)
+{
+	batch_suite(false);
+}
+
+TEST(block_batch_hook_threads)
+{
+	batch_suite(true);
 }
