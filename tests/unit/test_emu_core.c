@@ -492,3 +492,88 @@ TEST(core_jcc_fast_conditions_match_emu_cond)
 	CHECK_EQ_U64(bad, 0);
 	emu_cpu_destroy(cpu);
 }
+
+/*
+ * CMP/TEST followed by Jcc runs as one fused handler in a trace (exec_fast.c emu_fuse) and
+ * as two plain handlers when single-stepped: for every condition, operand form and size,
+ * and boundary operands, both must leave the same registers, flags, RIP and count.
+ */
+static void fused_program(bool test, bool imm, bool wide, unsigned cc, uint32_t b)
+{
+	uint8_t *p = ram + CODE;
+
+	if (wide)
+		*p++ = 0x48;				/* REX.W */
+	if (imm) {
+		*p++ = test ? 0xf7 : 0x81;		/* TEST r/m,imm32 (/0) or CMP r/m,imm32 (/7) */
+		*p++ = test ? 0xc0 : 0xf8;		/* rax */
+		memcpy(p, &b, 4);
+		p += 4;
+	} else {
+		*p++ = test ? 0x85 : 0x39;		/* TEST/CMP r/m, r */
+		*p++ = 0xd8;				/* rax, rbx */
+	}
+	*p++ = 0x70 | cc;				/* Jcc +7 */
+	*p++ = 7;
+	memcpy(p, "\xb9\x01\x00\x00\x00\xf4\xf4", 7);	/* mov ecx,1; hlt */
+	p += 7;
+	memcpy(p, "\xb9\x02\x00\x00\x00\xf4", 6);	/* mov ecx,2; hlt */
+	emu_machine_invalidate(machine, CODE, 64);
+}
+
+TEST(core_fused_cmp_test_jcc_match_single_steps)
+{
+	static const uint64_t vals[] = { 0, 1, 0x7f, 0x80, 0x7fffffff, 0x80000000, 0xffffffff,
+					 0x100000000ull, 0x8000000000000000ull, ~0ull, 0x1234 };
+	const unsigned nv = sizeof(vals) / sizeof(vals[0]);
+	unsigned cases = 0, bad = 0;
+	struct emu_state st, a, s;
+
+	for (unsigned form = 0; form < 8; form++) {
+		bool test = form & 1, imm = form & 2, wide = form & 4;
+
+		for (unsigned cc = 0; cc < 16; cc++) {
+			for (unsigned i = 0; i < nv; i++) {
+				for (unsigned j = 0; j < nv; j++) {
+					struct emu_cpu *fused, *stepped;
+					enum emu_exit e;
+					int n = 0;
+
+					guest_init(&st);
+					fused_program(test, imm, wide, cc, (uint32_t)vals[j]);
+					st.gpr[EMU_RAX] = vals[i];
+					st.gpr[EMU_RBX] = vals[j];
+					fused = new_cpu(&st);
+					stepped = new_cpu(&st);
+					e = run_to_stop(fused);
+					while ((e = emu_step(stepped)) == EMU_EXIT_BUDGET && ++n < 10)
+						;
+					emu_get_state(fused, &a);
+					emu_get_state(stepped, &s);
+					cases++;
+					if (a.rip != s.rip || a.gpr[EMU_RCX] != s.gpr[EMU_RCX] ||
+					    (a.rflags & 0x8d5) != (s.rflags & 0x8d5) ||
+					    emu_insn_count(fused) != emu_insn_count(stepped) ||
+					    a.gpr[EMU_RCX] == 0) {
+						if (bad++ < 5)
+							fprintf(stderr, "form %u cc %u a %#llx b %#llx: fused rip %#llx rcx %llu fl %#llx n %llu, steps rip %#llx rcx %llu fl %#llx n %llu\n",
+								form, cc, (unsigned long long)vals[i],
+								(unsigned long long)vals[j],
+								(unsigned long long)a.rip,
+								(unsigned long long)a.gpr[EMU_RCX],
+								(unsigned long long)a.rflags,
+								(unsigned long long)emu_insn_count(fused),
+								(unsigned long long)s.rip,
+								(unsigned long long)s.gpr[EMU_RCX],
+								(unsigned long long)s.rflags,
+								(unsigned long long)emu_insn_count(stepped));
+					}
+					emu_cpu_destroy(fused);
+					emu_cpu_destroy(stepped);
+				}
+			}
+		}
+	}
+	CHECK_EQ_U64(bad, 0);
+	CHECK(cases == 8 * 16 * nv * nv);
+}

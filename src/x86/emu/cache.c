@@ -325,8 +325,10 @@ const struct emu_trace *emu_trace_get(struct emu_cpu *cpu, int *res)
 	t->gen = gen;
 	t->n = n;
 	t->insn = &core->pool[core->pool_used];
-	if (mode == EMU_MODE_LONG64)
+	if (mode == EMU_MODE_LONG64) {
 		link_branches(t->insn, n);
+		emu_fuse(t->insn, n);
+	}
 	t->insn[n] = emu_trace_end_insn;
 	core->pool_used += n + 1;
 	return t;

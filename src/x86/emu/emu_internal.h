@@ -82,6 +82,7 @@ struct emu_insn {
 #define EMU_IF_FAR 0x2		/* JMP/CALL/RET far form (handled by the system half) */
 #define EMU_IF_SYS 0x4		/* handler from emu_sys_handler() */
 #define EMU_IF_REL_BRANCH 0x8	/* near Jcc/JMP with a relative target in op[0].imm */
+#define EMU_IF_FUSED 0x10	/* exec also runs the next instruction (exec_fast.c emu_fuse) */
 
 /*
  * Execution conventions (core run loop):

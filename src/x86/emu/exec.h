@@ -154,6 +154,9 @@ void emu_disasm(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len, char *b
 /* Handler table filled by the exec_*.c files: core handler for a Zydis mnemonic. */
 emu_exec_fn emu_core_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic);
+/* Give pairs of a trace of 64-bit code that one handler can run together that handler
+ * (EMU_IF_FUSED on the first); emu_core_handler() gives the first one's own handler back. */
+void emu_fuse(struct emu_insn *insn, unsigned n);
 emu_exec_fn emu_int_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_ctl_handler(const struct emu_insn *in, unsigned mnemonic);
 emu_exec_fn emu_str_handler(const struct emu_insn *in, unsigned mnemonic);

@@ -3,8 +3,8 @@
  * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
  * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
  * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant,
- * 64-bit PUSH/POP of a register, near CALL rel and RET, and Jcc and JMP rel with a 64-bit
- * target. They
+ * 64-bit PUSH/POP of a register, near CALL rel and RET, Jcc and JMP rel with a 64-bit
+ * target, and CMP/TEST + Jcc pairs run by one handler. They
  * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, NEG, SAL/SAR/SHL/SHR,
  * PUSH, POP, CALL, RET, Jcc) with the operand form fixed at decode time. Other forms, sizes
  * and prefixes stay generic.
@@ -271,6 +271,129 @@ static int mem_form(const struct emu_insn *in, const struct emu_operand *op)
 static bool gpr(const struct emu_operand *op)
 {
 	return op->kind == EMU_OPK_REG && op->reg < 16;
+}
+
+/*
+ * A CMP or TEST of a 32/64-bit register with a register or an immediate, followed by a
+ * Jcc with a 64-bit target: one handler (chosen by emu_fuse()) runs both. It records the
+ * lazy flags as CMP/TEST do and decides the branch from the operands directly; the pair
+ * still counts as two instructions, and a #GP of the Jcc is reported at the Jcc.
+ */
+static inline bool cond_sub(unsigned cc, uint64_t a, uint64_t b, uint64_t r, unsigned sz)
+{
+	uint64_t sign = emu_sign_bit(sz);
+	bool v;
+
+	switch (cc >> 1) {
+	case 0: v = (a ^ b) & (a ^ r) & sign; break;			/* O */
+	case 1: v = a < b; break;					/* B */
+	case 2: v = a == b; break;					/* E */
+	case 3: v = a <= b; break;					/* BE */
+	case 4: v = r & sign; break;					/* S */
+	case 5: v = !__builtin_parityll(r & 0xff); break;		/* P */
+	case 6: v = (int64_t)emu_sext(a, sz) < (int64_t)emu_sext(b, sz); break;	/* L */
+	default: v = (int64_t)emu_sext(a, sz) <= (int64_t)emu_sext(b, sz); break;	/* LE */
+	}
+	return (cc & 1) ? !v : v;
+}
+
+/* After TEST: CF = OF = 0. */
+static inline bool cond_logic(unsigned cc, uint64_t r, unsigned sz)
+{
+	bool s = r & emu_sign_bit(sz), z = r == 0, v;
+
+	switch (cc >> 1) {
+	case 0: case 1: v = false; break;				/* O, B */
+	case 2: case 3: v = z; break;					/* E, BE */
+	case 4: case 6: v = s; break;					/* S, L */
+	case 5: v = !__builtin_parityll(r & 0xff); break;		/* P */
+	default: v = z || s; break;					/* LE */
+	}
+	return (cc & 1) ? !v : v;
+}
+
+/* The Jcc `j` of a pair, with st.rip at the Jcc itself. */
+static inline int fused_jcc(struct emu_cpu *cpu, const struct emu_insn *j, bool taken)
+{
+	uint64_t next = cpu->st.rip + j->len, t;
+
+	if (!taken) {
+		cpu->st.rip = next;
+		return emu_chain_start(cpu, j + 1);
+	}
+	cpu->insn_rip = cpu->st.rip;
+	cpu->chain_at = j;
+	cpu->st.rip = next;
+	t = next + j->op[0].imm;
+	if (!emu_canonical(t))
+		return emu_gp0(cpu);
+	cpu->st.rip = t;
+	return emu_jump(cpu, j);
+}
+
+#define FUSE_SRC_rr(cpu, in) (cpu)->st.gpr[(in)->op[1].reg]
+#define FUSE_SRC_ri(cpu, in) (in)->op[1].imm
+#define DEF_CMP_JCC(F, SZ, cc)                                                           \
+	static int exec_cmp_##F##SZ##_j##cc(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{                                                                                \
+		uint64_t m = emu_size_mask(SZ), a = cpu->st.gpr[in->op[0].reg] & m;      \
+		uint64_t b = FUSE_SRC_##F(cpu, in) & m, r = (a - b) & m;                 \
+		emu_lf_set(cpu, LF_SUB, SZ, a, b, r);                                    \
+		return fused_jcc(cpu, in + 1, cond_sub(cc, a, b, r, SZ));                \
+	}
+#define DEF_TEST_JCC(F, SZ, cc)                                                          \
+	static int exec_test_##F##SZ##_j##cc(struct emu_cpu *cpu, const struct emu_insn *in) \
+	{                                                                                \
+		uint64_t m = emu_size_mask(SZ), a = cpu->st.gpr[in->op[0].reg] & m;      \
+		uint64_t b = FUSE_SRC_##F(cpu, in) & m, r = a & b;                       \
+		emu_lf_set(cpu, LF_LOGIC, SZ, a, b, r);                                  \
+		return fused_jcc(cpu, in + 1, cond_logic(cc, r, SZ));                    \
+	}
+#define DEF_PAIR_CCS(DEF, F, SZ)                                                         \
+	DEF(F, SZ, 0) DEF(F, SZ, 1) DEF(F, SZ, 2) DEF(F, SZ, 3) DEF(F, SZ, 4) DEF(F, SZ, 5) \
+	DEF(F, SZ, 6) DEF(F, SZ, 7) DEF(F, SZ, 8) DEF(F, SZ, 9) DEF(F, SZ, 10)         \
+	DEF(F, SZ, 11) DEF(F, SZ, 12) DEF(F, SZ, 13) DEF(F, SZ, 14) DEF(F, SZ, 15)
+#define DEF_PAIRS(DEF) \
+	DEF_PAIR_CCS(DEF, rr, 4) DEF_PAIR_CCS(DEF, rr, 8) DEF_PAIR_CCS(DEF, ri, 4) DEF_PAIR_CCS(DEF, ri, 8)
+DEF_PAIRS(DEF_CMP_JCC)
+DEF_PAIRS(DEF_TEST_JCC)
+
+#define PAIR_CCS(op, F, SZ)                                                              \
+	{ op##F##SZ##_j0, op##F##SZ##_j1, op##F##SZ##_j2, op##F##SZ##_j3,                \
+	  op##F##SZ##_j4, op##F##SZ##_j5, op##F##SZ##_j6, op##F##SZ##_j7,                \
+	  op##F##SZ##_j8, op##F##SZ##_j9, op##F##SZ##_j10, op##F##SZ##_j11,              \
+	  op##F##SZ##_j12, op##F##SZ##_j13, op##F##SZ##_j14, op##F##SZ##_j15 }
+/* [TEST?][immediate?][64-bit?][cc] */
+static const emu_exec_fn fused_pairs[2][2][2][16] = {
+	{ { PAIR_CCS(exec_cmp_, rr, 4), PAIR_CCS(exec_cmp_, rr, 8) },
+	  { PAIR_CCS(exec_cmp_, ri, 4), PAIR_CCS(exec_cmp_, ri, 8) } },
+	{ { PAIR_CCS(exec_test_, rr, 4), PAIR_CCS(exec_test_, rr, 8) },
+	  { PAIR_CCS(exec_test_, ri, 4), PAIR_CCS(exec_test_, ri, 8) } },
+};
+
+static bool is_jcc64(const struct emu_insn *in)
+{
+	return (in->flags & EMU_IF_REL_BRANCH) && in->opsize == 8 && !in->prefixes &&
+	       ((in->opcode & 0xf0) == 0x70 || (in->opcode & 0xf0) == 0x80);
+}
+
+void emu_fuse(struct emu_insn *insn, unsigned n)
+{
+	for (unsigned k = 0; k + 1 < n; k++) {
+		struct emu_insn *in = &insn[k];
+		const struct emu_operand *o0 = &in->op[0], *o1 = &in->op[1];
+		bool test = in->mnemonic == ZYDIS_MNEMONIC_TEST, imm;
+
+		if ((!test && in->mnemonic != ZYDIS_MNEMONIC_CMP) || in->prefixes ||
+		    in->nops != 2 || !gpr(o0) || (o0->size != 4 && o0->size != 8) ||
+		    !is_jcc64(&insn[k + 1]))
+			continue;
+		imm = o1->kind == EMU_OPK_IMM;
+		if (!imm && !(gpr(o1) && o1->size == o0->size))
+			continue;
+		in->exec = fused_pairs[test][imm][o0->size == 8][insn[k + 1].cc & 15];
+		in->flags |= EMU_IF_FUSED;
+	}
 }
 
 static unsigned log2_size(unsigned size)

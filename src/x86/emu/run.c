@@ -294,6 +294,8 @@ static int run_trace(struct emu_cpu *cpu, const struct emu_trace *t, uint64_t li
 			unsigned k = limit - count;
 
 			memcpy(part, start, k * sizeof(*start));
+			if (part[k - 1].flags & EMU_IF_FUSED)	/* its partner is not copied */
+				part[k - 1].exec = emu_core_handler(&part[k - 1], part[k - 1].mnemonic);
 			part[k] = emu_trace_end_insn;
 			start = part;
 			cpu->chain_room = INT64_MIN;	/* no links: their targets are not copied */
