@@ -2,7 +2,8 @@
  * soft_vcpu.c: one software-CPU vCPU on its caller's thread: the emu_bus (memory pages,
  * LAPIC/IOAPIC MMIO, PIC/PIT/ELCR/port 0x61 I/O, the rest to accel_io_ops; APIC MSRs;
  * per-vCPU CPUID; interrupt acknowledge from the LAPIC or the 8259), the run loop with timer
- * checks between bounded emu_run calls, HLT sleeping on a futex until an interrupt, NMI,
+ * checks between bounded emu_run calls (a run is shortened to end at the next timer
+ * deadline, from how long full runs take), HLT sleeping on a futex until an interrupt, NMI,
  * INIT/SIPI, timer or kick, and register conversion. CR8 and the LAPIC's TPR are
  * synchronised between emu_run calls, so a MOV to CR8 takes effect within one run budget.
  */
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,8 @@
 
 /* Instructions per emu_run: short enough that timers are checked every few 100 us. */
 #define SOFT_BUDGET 20000
+/* The least a run shortened for a timer deadline executes. */
+#define SOFT_MIN_BUDGET 500
 #define RFLAGS_IF (1ull << 9)
 
 /* AMD MSRs Linux touches on family 15 (softcpu.md §3.2). */
@@ -36,6 +40,9 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/* The vCPU whose run loop this thread is in (for NMIs a vCPU sends itself). */
+static __thread struct accel_vcpu *soft_current;
+
 void soft_vcpu_notify(struct accel_vcpu *v, uint32_t emu_events)
 {
 	struct emu_cpu *cpu = atomic_load(&v->cpu);
@@ -47,7 +54,9 @@ void soft_vcpu_notify(struct accel_vcpu *v, uint32_t emu_events)
 			atomic_fetch_or(&v->early_events, emu_events);
 	}
 	atomic_fetch_add(&v->wake_seq, 1);
-	futex_wake(&v->wake_seq);
+	/* a vCPU's own thread is not asleep (its timers, self-IPIs): no system call */
+	if (soft_current != v)
+		futex_wake(&v->wake_seq);
 }
 
 /* Sleep until wake_seq moves from `seq` or VM time `deadline` (ns) passes. */
@@ -98,9 +107,6 @@ static void cr8_to_tpr(struct accel_vcpu *v, struct emu_cpu *cpu)
 	v->cr8_seen = cr8;
 	lapic_set_tpr(v->lapic, (uint8_t)(cr8 << 4));
 }
-
-/* The vCPU whose run loop this thread is in (for NMIs a vCPU sends itself). */
-static __thread struct accel_vcpu *soft_current;
 
 /*
  * NMIs. The interpreter keeps one request bit (EMU_EV_NMI), cleared when it delivers the
@@ -614,6 +620,26 @@ static uint64_t run_timers(struct accel_vcpu *v, uint64_t now)
 	return next;
 }
 
+/*
+ * Host ns the last full (SOFT_BUDGET) runs of this thread's vCPU took, averaged; 0 until one
+ * is measured. Per thread: a vCPU runs on one thread.
+ */
+static __thread uint64_t soft_budget_ns;
+
+/* Instructions for the next run, so that it ends about when the next timer is due. */
+static uint64_t run_budget(uint64_t now, uint64_t next)
+{
+	uint64_t left, n;
+
+	if (next == UINT64_MAX || next <= now || !soft_budget_ns)
+		return SOFT_BUDGET;
+	left = next - now;
+	if (left >= soft_budget_ns)
+		return SOFT_BUDGET;
+	n = SOFT_BUDGET * left / soft_budget_ns;
+	return n < SOFT_MIN_BUDGET ? SOFT_MIN_BUDGET : n;
+}
+
 static uint64_t rflags(struct accel_vcpu *v)
 {
 	emu_get_state(atomic_load(&v->cpu), &v->scratch);
@@ -632,18 +658,29 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 {
 	struct emu_cpu *cpu = atomic_load(&v->cpu);
 	enum emu_exit r;
-	uint64_t next;
+	uint64_t next, now, budget, start = 0;
 	uint32_t seq;
-	bool stuck;
+	bool stuck, full = false;
 
 	exit->msg[0] = '\0';
 	if (!cpu)
 		return -EINVAL;
-	soft_current = v;
+	if (soft_current != v) {
+		/* futex timeouts for HLT end at the timer deadline, not up to 50 us later */
+		prctl(PR_SET_TIMERSLACK, 1ul, 0, 0, 0);
+		soft_current = v;
+	}
 	for (;;) {
 		seq = atomic_load(&v->wake_seq);
 		take_init_sipi(v);
-		next = run_timers(v, soft_now(v->acc));
+		now = soft_now(v->acc);
+		if (full) {
+			uint64_t took = now - start;
+
+			soft_budget_ns = soft_budget_ns ? (3 * soft_budget_ns + took) / 4 : took;
+			full = false;
+		}
+		next = run_timers(v, now);
 		if (intr_deliverable(v))
 			emu_raise_events(cpu, EMU_EV_INTR);
 		stuck = v->wait_sipi ||
@@ -679,10 +716,13 @@ int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
 			v->halted = false;
 		}
 		tpr_to_cr8(v, cpu);
-		r = emu_run(cpu, SOFT_BUDGET);
+		budget = run_budget(now, next);
+		start = now;
+		r = emu_run(cpu, budget);
 		peek_state(v, cpu);
 		switch (r) {
 		case EMU_EXIT_BUDGET:
+			full = budget == SOFT_BUDGET;
 			break;
 		case EMU_EXIT_HLT:
 			v->halted = true;
