@@ -398,3 +398,40 @@ TEST(interpreter_runs_every_offered_feature)
 		}
 	}
 }
+
+/* The software CPU offers the level cpu.model names (default khyve-v1), never "host". */
+TEST(soft_accel_offers_the_named_level)
+{
+	static const struct {
+		const char *model;
+		int ret;
+		uint32_t ecx1_simd;	/* SSE3 SSSE3 CX16 expected in leaf 1 ECX */
+		const char *err;
+	} cases[] = {
+		{ NULL, 0, BIT(0) | BIT(9) | BIT(13), "" },
+		{ "khyve-v1", 0, BIT(0) | BIT(9) | BIT(13), "" },
+		{ "x86-64", 0, 0, "" },
+		{ "host", -EINVAL, 0, "cpu.model=host needs KVM" },
+		{ "bogus", -EINVAL, 0, "host|khyve-v1|x86-64" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct accel_config cfg = { .kind = ACCEL_SOFT, .ncpus = 1,
+					    .cpu_model = cases[i].model };
+		struct accel_cpuid_entry e[ACCEL_CPUID_MAX_ENTRIES];
+		struct accel *acc = NULL;
+		char err[256] = "";
+		int ret = accel_create(&cfg, &acc, err, sizeof err), n;
+
+		CHECK_EQ_U64(ret, cases[i].ret);
+		CHECK(strstr(err, cases[i].err) != NULL);
+		if (ret)
+			continue;
+		n = accel_supported_cpuid(acc, e, ACCEL_CPUID_MAX_ENTRIES);
+		CHECK(n > 0);
+		if (n > 0 && find(e, n, 1, 0))
+			CHECK_EQ_U64(find(e, n, 1, 0)->ecx & (BIT(0) | BIT(9) | BIT(13)),
+				     cases[i].ecx1_simd);
+		accel_destroy(acc);
+	}
+}
