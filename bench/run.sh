@@ -8,8 +8,8 @@
 #  2. integer throughput: bench/guest/intbench.elf (softcpu.md §1.2's workload) at
 #     BENCH_ITER1 and BENCH_ITER2 iterations; MIPS = (ITER2-ITER1) * INSNS_PER_ITER / (t2-t1),
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
-#  3. Linux boot (`boot`): Debian's kernel (KHYVE_TESTDATA, as tests/integration/linux_*.sh)
-#     with the busybox initramfs of scripts/mkinitramfs.sh, 1 vCPU, the same command line on
+#  3. Linux boot (`boot`): Debian's kernel (BENCH_KERNEL, else from KHYVE_TESTDATA as in
+#     tests/integration/linux_*.sh) with the busybox initramfs of scripts/mkinitramfs.sh, 1 vCPU, the same command line on
 #     khyve's software CPU and QEMU TCG (-M pc): wall time from exec to /init's marker line
 #     and to the exit after `poweroff -f` (bench/boot.sh), median of BENCH_BOOT_RUNS (3)
 #     runs taken in turns, engine after engine, so that both see the same load.
@@ -246,7 +246,7 @@ kernel=${BENCH_KERNEL:-$(ls "$data"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 
 initrd=$out/initramfs.cpio.gz
 marker=KHYVE-USERSPACE-OK
 if [ -z "$kernel" ] || [ ! -f "$kernel" ]; then
-	echo "no kernel in $data/kernel/boot (scripts/setup.sh --test): section skipped"
+	echo "no kernel (${kernel:-none in $data/kernel/boot}; scripts/setup.sh --test): section skipped"
 elif ! scripts/mkinitramfs.sh "$initrd"; then
 	echo "scripts/mkinitramfs.sh failed (busybox-static installed?): section skipped"
 else
@@ -260,7 +260,12 @@ else
 		bwant[$name]=$2
 		shift 2
 		bcmds[$name]=$(printf '%q ' "$@")
-		bshow[$name]=${bcmds[$name]% }	# quoted: the command line has spaces
+		local a show=
+		for a in "$@"; do	# shown with quotes where an argument has spaces
+			case "$a" in *" "*) a="'$a'" ;; esac
+			show="$show $a"
+		done
+		bshow[$name]=${show# }
 	}
 	badd khyve-soft 1 "$khyve" -o accel=soft -c 1 -m 512M -A -s 0,hostbridge -s 31,lpc \
 		-l com1,stdio -o "boot.kernel=$kernel" -o "boot.initrd=$initrd" \
