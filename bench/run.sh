@@ -9,10 +9,11 @@
 #     BENCH_ITER1 and BENCH_ITER2 iterations; MIPS = (ITER2-ITER1) * INSNS_PER_ITER / (t2-t1),
 #     so boot time cancels; khyve's software CPU against QEMU TCG in the same run.
 #  3. Linux boot (`boot`): Debian's kernel (BENCH_KERNEL, else from KHYVE_TESTDATA as in
-#     tests/integration/linux_*.sh) with the busybox initramfs of scripts/mkinitramfs.sh, 1 vCPU, the same command line on
-#     khyve's software CPU and QEMU TCG (-M pc): wall time from exec to /init's marker line
-#     and to the exit after `poweroff -f` (bench/boot.sh), median of BENCH_BOOT_RUNS (3)
-#     runs taken in turns, engine after engine, so that both see the same load.
+#     tests/integration/linux_*.sh) with the busybox initramfs of scripts/mkinitramfs.sh,
+#     1 vCPU, the same command line on khyve's software CPU and QEMU TCG (-M pc): wall time
+#     from exec to /init's marker line and to the exit after `poweroff -f` (bench/boot.sh),
+#     median of BENCH_BOOT_RUNS (3) runs taken in turns, engine after engine, so that both
+#     see the same load.
 # Every engine is first run once under `timeout` to check that it finishes with the expected
 # exit status (and, for intbench, the native checksum); one that does not is reported and
 # left out of the timings (boot: each timed run is checked, and the first failure drops the
