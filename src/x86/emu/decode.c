@@ -138,7 +138,7 @@ static int exec_sys(struct emu_cpu *cpu, const struct emu_insn *in)
 	int r;
 
 	cpu->st.rip = cpu->insn_rip;
-	cpu->fast64 = false;	/* modes and privileges may change inside: full checks */
+	emu_fast_off(cpu);	/* modes and privileges may change inside: full checks */
 	r = in->sys_exec(cpu, in);
 	emu_fast_refresh(cpu);	/* for the traces chained after this one */
 	emu_core(cpu)->fetch_valid = false;

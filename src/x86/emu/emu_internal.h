@@ -250,6 +250,7 @@ static inline uint64_t emu_size_mask(unsigned size)
 #define EMU_TLB_HOSTW 0x20	/* host page is writable RAM (not ROM) */
 #define EMU_TLB_LARGE 0x40	/* from a 2M/4M/1G page: INVLPG drops all large entries */
 #define EMU_TLB_HOST 0x80	/* host is set: the page is RAM or ROM */
+#define EMU_TLB_NEVER 0x80000000u	/* in no entry: a fast-path need that always misses */
 struct emu_page;
 struct emu_tlb_entry {
 	uint64_t tag;		/* linear page address | 1; 0 when empty */
@@ -400,8 +401,8 @@ struct emu_cpu {
 		uint32_t lf_kind;
 	};
 	bool brk;			/* leave the trace loop after this instruction (SMC, MMIO stop) */
-	bool fast64;			/* data fast path usable (64-bit mode); see exec.h */
 	uint32_t fast_need_r, fast_need_w;	/* software-TLB permissions a fast access needs */
+	uint64_t fast_base[8];		/* segment bases the fast path adds (exec.h) */
 };
 
 static inline uint64_t emu_next_rip(const struct emu_cpu *cpu, const struct emu_insn *in)

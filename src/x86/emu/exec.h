@@ -177,7 +177,8 @@ int emu_exec_ud(struct emu_cpu *cpu, const struct emu_insn *in);
 int emu_exec_trace_end(struct emu_cpu *cpu, const struct emu_insn *in);
 extern const struct emu_insn emu_trace_end_insn;
 
-static inline int emu_chain_start(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline __attribute__((always_inline)) int emu_chain_start(struct emu_cpu *cpu,
+								const struct emu_insn *in)
 {
 	uint64_t rip = cpu->st.rip;
 
@@ -187,11 +188,26 @@ static inline int emu_chain_start(struct emu_cpu *cpu, const struct emu_insn *in
 	return in->exec(cpu, in);
 }
 
-static inline int emu_next(struct emu_cpu *cpu, const struct emu_insn *in)
+static inline __attribute__((always_inline)) int emu_next(struct emu_cpu *cpu,
+								const struct emu_insn *in)
 {
 	if (__builtin_expect(cpu->brk, 0))
 		return EMU_OK;
 	return emu_chain_start(cpu, in + 1);
+}
+
+/* emu_next for handlers that cannot have set cpu->brk (no access but through the TLB fast
+ * path, which sets it only on the way out) and that run only in 64-bit mode (no wrap). */
+static inline __attribute__((always_inline)) int emu_next64(struct emu_cpu *cpu,
+								const struct emu_insn *in)
+{
+	const struct emu_insn *n = in + 1;
+	uint64_t rip = cpu->st.rip;
+
+	cpu->insn_rip = rip;
+	cpu->st.rip = rip + n->len;
+	cpu->chain_at = n;
+	return n->exec(cpu, n);
 }
 
 /*
@@ -200,16 +216,15 @@ static inline int emu_next(struct emu_cpu *cpu, const struct emu_insn *in)
  * fast lookup finds for the target. The run loop counts the instructions that such jumps
  * repeat, skip or leave behind in cpu->chain_extra (the instructions run are chain_extra
  * plus the position in the trace at cpu->chain_base) and bounds it with cpu->chain_room:
- * the instruction budget, and a cap so that a loop still returns to see code changed by
- * other vCPUs. A pending event also returns to the loop.
+ * the instruction budget, and a cap (EMU_LINK_ROOM) that also bounds how long a pending
+ * event or code changed by another vCPU waits for the loop. The handler must not have set
+ * cpu->brk (a CALL whose push hit cached code returns instead).
  */
 static inline int emu_jump(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct emu_trace *t;
 	int64_t extra;
 
-	if (atomic_load_explicit(&cpu->events, memory_order_relaxed))
-		return EMU_OK;
 	if (in->link) {
 		extra = cpu->chain_extra + 1 - in->link;
 		if (extra > cpu->chain_room)
@@ -284,15 +299,30 @@ static inline uint64_t emu_ea_off(const struct emu_cpu *cpu, const struct emu_in
 static inline void emu_fast_refresh(struct emu_cpu *cpu)
 {
 	bool user = cpu->cpl == 3;
+	/* outside 64-bit mode (or with data breakpoints, see seg.c) no entry has EMU_TLB_NEVER */
+	uint32_t off = cpu->mode == EMU_MODE_LONG64 && !cpu->sys.dr_data ? 0 : EMU_TLB_NEVER;
 
-	cpu->fast64 = cpu->mode == EMU_MODE_LONG64 && !cpu->sys.dr_data;	/* see seg.c */
 	cpu->ip_mask = emu_size_mask(cpu->code_size);
-	cpu->fast_need_r = (user ? EMU_TLB_USER : 0) | EMU_TLB_HOST;
+	cpu->fast_need_r = (user ? EMU_TLB_USER : 0) | EMU_TLB_HOST | off;
 	cpu->fast_need_w = cpu->fast_need_r | EMU_TLB_DIRTY | EMU_TLB_HOSTW |
 			   ((user || (cpu->st.cr0 & (1u << 16))) ? EMU_TLB_WRITE : 0);
+	/* 64-bit mode: only FS and GS have a base */
+	cpu->fast_base[EMU_FS] = cpu->st.seg[EMU_FS].base;
+	cpu->fast_base[EMU_GS] = cpu->st.seg[EMU_GS].base;
 }
 
-/* The TLB entry for a fast access at `off` (linear address in *lin), or NULL. */
+/* No fast accesses until the next emu_fast_refresh() (system handlers). */
+static inline void emu_fast_off(struct emu_cpu *cpu)
+{
+	cpu->fast_need_r |= EMU_TLB_NEVER;
+	cpu->fast_need_w |= EMU_TLB_NEVER;
+}
+
+/*
+ * The TLB entry for a fast access at `off` (linear address in *lin), or NULL. The entry is
+ * the one of the first byte's page, its tag is compared with the last byte's page: an
+ * access that crosses a page never matches.
+ */
 static inline const struct emu_tlb_entry *emu_fast_entry(struct emu_cpu *cpu, int sreg,
 							 uint64_t off, unsigned size,
 							 bool write, uint64_t *lin)
@@ -301,14 +331,12 @@ static inline const struct emu_tlb_entry *emu_fast_entry(struct emu_cpu *cpu, in
 	uint64_t l;
 	uint32_t need = write ? cpu->fast_need_w : cpu->fast_need_r;
 
-	if (!cpu->fast64 || (size & (size - 1)) || size > 8)
+	if ((size & (size - 1)) || size > 8)
 		return NULL;
-	l = off + (sreg >= EMU_FS ? cpu->st.seg[sreg].base : 0);
-	if ((l & 0xfff) + size > 4096)
-		return NULL;
+	l = off + cpu->fast_base[sreg & 7];
 	e = &cpu->sys.tlb[(l >> 12) % EMU_TLB_SIZE];
 	/* EMU_TLB_HOST (reads) and EMU_TLB_HOSTW (writes) in `need` mean host is set */
-	if (e->tag != ((l & ~0xfffull) | 1) || (e->perm & need) != need)
+	if (e->tag != (((l + size - 1) & ~0xfffull) | 1) || (e->perm & need) != need)
 		return NULL;
 	*lin = l;
 	return e;

@@ -75,7 +75,7 @@ static int do_call(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t targ
 		cpu->st.gpr[EMU_RSP] = sp;
 		return r;
 	}
-	return emu_jump(cpu, in);
+	return cpu->brk ? EMU_OK : emu_jump(cpu, in);
 }
 
 static int exec_call_rel(struct emu_cpu *cpu, const struct emu_insn *in)

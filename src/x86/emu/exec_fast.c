@@ -41,16 +41,35 @@ static __attribute__((noinline)) int load_slow(struct emu_cpu *cpu, int sreg, ui
 			emu_fast_entry(cpu, op->seg, off, SZ, false, &lin);              \
 		if (__builtin_expect(e != NULL, 1)) {                                    \
 			cpu->st.gpr[in->op[0].reg] = emu_load_n(e->host + (lin & 0xfff), SZ); \
-			return emu_next(cpu, in);                                        \
+			return emu_next64(cpu, in);                                      \
 		}                                                                        \
 		return load_slow(cpu, op->seg, off, SZ, &cpu->st.gpr[in->op[0].reg]);    \
 	}
+/* The part of a fast store that found cached code in the written line: drop it and end the
+ * chain (cpu->brk), as emu_wr() does. */
+static __attribute__((noinline)) int store_hit_code(struct emu_cpu *cpu,
+						    const struct emu_tlb_entry *e, uint64_t lin,
+						    unsigned size)
+{
+	emu_smc_hit(cpu->machine, e->gpa | (lin & 0xfff), size);
+	cpu->brk = true;
+	return EMU_OK;
+}
+
+/* Stores: the TLB fast path inline (no stack frame), everything else out of line. */
 #define DEF_STORE(name, F, SZ, VAL)                                                      \
 	static int name##_##F(struct emu_cpu *cpu, const struct emu_insn *in)            \
 	{                                                                                \
 		const struct emu_operand *op = &in->op[0];                               \
-		int r = emu_wr(cpu, op->seg, EA_##F(cpu, op), VAL, SZ);                  \
-		return r ? r : emu_next(cpu, in);                                        \
+		uint64_t off = EA_##F(cpu, op), lin;                                     \
+		const struct emu_tlb_entry *e =                                          \
+			emu_fast_entry(cpu, op->seg, off, SZ, true, &lin);               \
+		if (__builtin_expect(e == NULL, 0))                                      \
+			return emu_wr_slow(cpu, op->seg, off, VAL, SZ);                  \
+		emu_store_n(e->host + (lin & 0xfff), VAL, SZ);                           \
+		if (__builtin_expect(emu_page_lines(e->code) != 0, 0))                   \
+			return store_hit_code(cpu, e, lin, SZ);                          \
+		return emu_next64(cpu, in);                                              \
 	}
 /*
  * Per form: MOV r64,m / r32,m (zero-extends) / MOVZX r32|r64,m8|m16; MOV m,r64|r32|r8;
@@ -163,48 +182,97 @@ DEF_NEG(4) DEF_NEG(8)
  * 64-bit stack operations (64-bit mode, operand size 8: the stack is flat and RSP is used
  * whole). RSP and RIP change only when the access and the target check succeed.
  */
-static int exec_push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+static __attribute__((noinline)) int push_slow(struct emu_cpu *cpu, uint64_t v)
 {
 	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8;
-	int r = emu_wr(cpu, EMU_SS, sp, cpu->st.gpr[in->op[0].reg], 8);
+	int r = emu_wr_slow(cpu, EMU_SS, sp, v, 8);
 
-	if (r)
-		return r;
+	if (!r)
+		cpu->st.gpr[EMU_RSP] = sp;
+	return r;
+}
+
+static __attribute__((noinline)) int pop_slow(struct emu_cpu *cpu, uint64_t *v)
+{
+	int r = emu_rd_slow(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], v, 8);
+
+	if (!r)
+		cpu->st.gpr[EMU_RSP] += 8;
+	return r;
+}
+
+/* PUSH of a CALL's return address: 0 or a fault; cached code hit sets cpu->brk. */
+static inline int exec_push_ret(struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8, lin;
+	const struct emu_tlb_entry *e = emu_fast_entry(cpu, EMU_SS, sp, 8, true, &lin);
+
+	if (__builtin_expect(e == NULL, 0))
+		return push_slow(cpu, v);
+	emu_store_n(e->host + (lin & 0xfff), v, 8);
 	cpu->st.gpr[EMU_RSP] = sp;
-	return emu_next(cpu, in);
+	if (__builtin_expect(emu_page_lines(e->code) != 0, 0))
+		store_hit_code(cpu, e, lin, 8);
+	return 0;
+}
+
+static int exec_push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8, v = cpu->st.gpr[in->op[0].reg], lin;
+	const struct emu_tlb_entry *e = emu_fast_entry(cpu, EMU_SS, sp, 8, true, &lin);
+
+	if (__builtin_expect(e == NULL, 0))
+		return push_slow(cpu, v);
+	emu_store_n(e->host + (lin & 0xfff), v, 8);
+	cpu->st.gpr[EMU_RSP] = sp;
+	if (__builtin_expect(emu_page_lines(e->code) != 0, 0))
+		return store_hit_code(cpu, e, lin, 8);
+	return emu_next64(cpu, in);
+}
+
+static __attribute__((noinline)) int pop_r64_slow(struct emu_cpu *cpu,
+						  const struct emu_insn *in)
+{
+	uint64_t v;
+	int r = pop_slow(cpu, &v);
+
+	if (!r)
+		cpu->st.gpr[in->op[0].reg] = v;	/* POP RSP loads the popped value */
+	return r;
 }
 
 static int exec_pop_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t v;
-	int r = emu_rd(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], &v, 8);
+	uint64_t lin;
+	const struct emu_tlb_entry *e =
+		emu_fast_entry(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], 8, false, &lin);
 
-	if (r)
-		return r;
+	if (__builtin_expect(e == NULL, 0))
+		return pop_r64_slow(cpu, in);
 	cpu->st.gpr[EMU_RSP] += 8;
-	cpu->st.gpr[in->op[0].reg] = v;	/* POP RSP loads the popped value */
-	return emu_next(cpu, in);
+	/* POP RSP loads the popped value */
+	cpu->st.gpr[in->op[0].reg] = emu_load_n(e->host + (lin & 0xfff), 8);
+	return emu_next64(cpu, in);
 }
 
 static int exec_call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	uint64_t t = cpu->st.rip + in->op[0].imm, sp = cpu->st.gpr[EMU_RSP] - 8;
+	uint64_t t = cpu->st.rip + in->op[0].imm;
 	int r;
 
 	if (!emu_canonical(t))
 		return emu_gp0(cpu);
-	r = emu_wr(cpu, EMU_SS, sp, cpu->st.rip, 8);
+	r = exec_push_ret(cpu, cpu->st.rip);
 	if (r)
 		return r;
-	cpu->st.gpr[EMU_RSP] = sp;
 	cpu->st.rip = t;
-	return emu_jump(cpu, in);
+	return cpu->brk ? EMU_OK : emu_jump(cpu, in);
 }
 
-static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
+static __attribute__((noinline)) int ret64_slow(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t t;
-	int r = emu_rd(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], &t, 8);
+	int r = emu_rd_slow(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], &t, 8);
 
 	if (r)
 		return r;
@@ -212,6 +280,36 @@ static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 		return emu_gp0(cpu);
 	cpu->st.gpr[EMU_RSP] += 8;
 	cpu->st.rip = t;
+	return EMU_OK;
+}
+
+static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t t, lin;
+	const struct emu_tlb_entry *e =
+		emu_fast_entry(cpu, EMU_SS, cpu->st.gpr[EMU_RSP], 8, false, &lin);
+
+	if (__builtin_expect(e == NULL, 0))
+		return ret64_slow(cpu, in);
+	t = emu_load_n(e->host + (lin & 0xfff), 8);
+	if (!emu_canonical(t))
+		return emu_gp0(cpu);
+	cpu->st.gpr[EMU_RSP] += 8;
+	cpu->st.rip = t;
+	return emu_jump(cpu, in);
+}
+
+/* emu_jump() for 64-bit code: a link without the RIP wrap, inline. */
+static inline int jump64_on(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->link) {
+		int64_t extra = cpu->chain_extra + 1 - in->link;
+
+		if (extra > cpu->chain_room)
+			return EMU_OK;
+		cpu->chain_extra = extra;
+		return emu_next64(cpu, in + in->link - 1);
+	}
 	return emu_jump(cpu, in);
 }
 
@@ -224,7 +322,7 @@ static inline int jump64(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (!emu_canonical(t))
 		return emu_gp0(cpu);
 	cpu->st.rip = t;
-	return emu_jump(cpu, in);
+	return jump64_on(cpu, in);
 }
 
 static int exec_jmp_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -236,7 +334,7 @@ static int exec_jmp_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
 static __attribute__((noinline)) int jcc64_slow(struct emu_cpu *cpu, const struct emu_insn *in,
 						unsigned cc)
 {
-	return emu_cond(cpu, cc) ? jump64(cpu, in) : emu_next(cpu, in);
+	return emu_cond(cpu, cc) ? jump64(cpu, in) : emu_next64(cpu, in);
 }
 
 #define DEF_JCC64(cc)                                                                    \
@@ -245,7 +343,7 @@ static __attribute__((noinline)) int jcc64_slow(struct emu_cpu *cpu, const struc
 		int v = emu_cond_try(cpu, cc);                                           \
 		if (__builtin_expect(v < 0, 0))                                          \
 			return jcc64_slow(cpu, in, cc);                                  \
-		return v ? jump64(cpu, in) : emu_next(cpu, in);                          \
+		return v ? jump64(cpu, in) : emu_next64(cpu, in);                        \
 	}
 DEF_JCC64(0) DEF_JCC64(1) DEF_JCC64(2) DEF_JCC64(3) DEF_JCC64(4) DEF_JCC64(5) DEF_JCC64(6)
 DEF_JCC64(7) DEF_JCC64(8) DEF_JCC64(9) DEF_JCC64(10) DEF_JCC64(11) DEF_JCC64(12)
@@ -319,7 +417,7 @@ static inline int fused_jcc(struct emu_cpu *cpu, const struct emu_insn *j, bool 
 
 	if (!taken) {
 		cpu->st.rip = next;
-		return emu_chain_start(cpu, j + 1);
+		return emu_next64(cpu, j);
 	}
 	cpu->insn_rip = cpu->st.rip;
 	cpu->chain_at = j;
@@ -328,7 +426,7 @@ static inline int fused_jcc(struct emu_cpu *cpu, const struct emu_insn *j, bool 
 	if (!emu_canonical(t))
 		return emu_gp0(cpu);
 	cpu->st.rip = t;
-	return emu_jump(cpu, j);
+	return jump64_on(cpu, j);
 }
 
 #define FUSE_SRC_rr(cpu, in) (cpu)->st.gpr[(in)->op[1].reg]
