@@ -2,12 +2,13 @@
  * exec_fast.c: specialised handlers for the hottest integer forms, chosen before the
  * generic ones of exec_int.c and exec_ctl.c: MOV and MOVZX loads and stores with a 64-bit
  * address in each addressing form (base+disp, index*scale+disp, base+index*scale+disp,
- * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG and SHL/SHR/SAR by a constant,
- * 64-bit PUSH/POP of a register, near CALL rel and RET, Jcc and JMP rel with a 64-bit
- * target, and CMP/TEST + Jcc pairs run by one handler. They
- * do what the generic handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, NEG, SAL/SAR/SHL/SHR,
- * PUSH, POP, CALL, RET, Jcc) with the operand form fixed at decode time. Other forms, sizes
- * and prefixes stay generic.
+ * RIP+disp), 32/64-bit register MOV, MOVZX, MOVSXD, NEG, IMUL and SHL/SHR/SAR by a
+ * constant, 64-bit PUSH/POP of a register, near CALL rel and RET, Jcc and JMP rel with a
+ * 64-bit target, and CMP/TEST + Jcc pairs run by one handler. They do what the generic
+ * handlers do (SDM Vol. 2 MOV, MOVZX, MOVSXD, NEG, IMUL, SAL/SAR/SHL/SHR, PUSH, POP, CALL,
+ * RET, Jcc) with the operand form fixed at decode time; the TLB fast path is inline and
+ * everything slower out of line, so that the chaining jump (exec.h) stays a tail call.
+ * Other forms, sizes and prefixes stay generic.
  */
 #include "exec.h"
 
@@ -177,6 +178,33 @@ DEF_SHIFT(sar, 4) DEF_SHIFT(sar, 8)
 		return emu_next(cpu, in);                                                \
 	}
 DEF_NEG(4) DEF_NEG(8)
+
+/*
+ * IMUL r, r/m (two operands) and IMUL r, r/m, imm with registers only, 32/64-bit: the low
+ * half of the signed product; CF = OF = the product does not fit; SF/ZF/PF of the result
+ * and AF clear, as exec_imul_n() gives them.
+ */
+#define DEF_IMUL(SZ)                                                                     \
+	static int exec_imul_rr##SZ(struct emu_cpu *cpu, const struct emu_insn *in)      \
+	{                                                                                \
+		uint64_t a = cpu->st.gpr[in->op[in->nops == 3 ? 1 : 0].reg];             \
+		uint64_t b = in->nops == 3 ? in->op[2].imm : cpu->st.gpr[in->op[1].reg]; \
+		uint64_t lo;                                                             \
+		bool ov;                                                                 \
+		if (SZ == 8) {                                                           \
+			__int128 p = (__int128)(int64_t)a * (int64_t)b;                  \
+			lo = (uint64_t)p;                                                \
+			ov = p != (__int128)(int64_t)lo;                                 \
+		} else {                                                                 \
+			int64_t p = (int64_t)(int32_t)a * (int64_t)(int32_t)b;           \
+			lo = (uint32_t)p;                                                \
+			ov = p != (int64_t)(int32_t)lo;                                  \
+		}                                                                        \
+		cpu->st.gpr[in->op[0].reg] = lo;                                         \
+		emu_flags_set(cpu, EMU_ARITH, (ov ? EMU_CF | EMU_OF : 0) | emu_szp(lo, SZ)); \
+		return emu_next(cpu, in);                                                \
+	}
+DEF_IMUL(4) DEF_IMUL(8)
 
 /*
  * 64-bit stack operations (64-bit mode, operand size 8: the stack is flat and RSP is used
@@ -542,6 +570,11 @@ emu_exec_fn emu_fast_handler(const struct emu_insn *in, unsigned mnemonic)
 		if (mnemonic == ZYDIS_MNEMONIC_SHR)
 			return o0->size == 8 ? exec_shr_ri8 : exec_shr_ri4;
 		return o0->size == 8 ? exec_sar_ri8 : exec_sar_ri4;
+	case ZYDIS_MNEMONIC_IMUL:
+		if (in->nops < 2 || !gpr(o0) || (o0->size != 4 && o0->size != 8) || !gpr(o1) ||
+		    o1->size != o0->size || (in->nops == 3 && in->op[2].kind != EMU_OPK_IMM))
+			return NULL;
+		return o0->size == 8 ? exec_imul_rr8 : exec_imul_rr4;
 	case ZYDIS_MNEMONIC_NEG:
 		if (!gpr(o0) || (o0->size != 4 && o0->size != 8))
 			return NULL;
