@@ -2,7 +2,8 @@
 # blk.sh: the block device path benchmark (bench/blk_bench.c): virtio-blk's model and I/O
 # engine driven from a harness against the host's own io_uring O_DIRECT reads on the same
 # file, 4 KiB random reads at QD32 and 1 MiB sequential reads at QD8. Prints a markdown
-# table. BENCH_BLK_DIR (default: the build folder; it must allow O_DIRECT, so not tmpfs),
+# table. BENCH_BLK_DIR (default: the build folder; it must allow O_DIRECT: tmpfs does from
+# Linux 6.6, and /dev/shm then takes the disk out and leaves the software path alone),
 # BENCH_BLK_MB (file size, default 512), BENCH_BLK_SECS (timed seconds per side per round,
 # default 0.5) and BENCH_BLK_ROUNDS (alternating rounds, default 12).
 set -u
