@@ -342,6 +342,11 @@ TEST(core_exceptions_tf_ud_de)
 	static const uint8_t ud2[] = { 0x0f, 0x0b };
 	static const uint8_t div0[] = { 0x31, 0xc9, 0xf7, 0xf1 };	/* xor ecx,ecx; div ecx */
 	static const uint8_t bad[] = { 0xff, 0xff };	/* FF /7: invalid encoding */
+	static const uint8_t vex[][5] = {
+		{ 0xc5, 0xf9, 0xef, 0xc0, 0x90 },	/* vpxor xmm0,xmm0,xmm0 */
+		{ 0xc5, 0xfc, 0x77, 0x90, 0x90 },	/* vzeroall */
+		{ 0xc4, 0xe2, 0x78, 0xf2, 0xc1 },	/* andn eax,eax,ecx (BMI1) */
+	};
 	struct emu_state st, s0;
 	struct emu_cpu *cpu;
 
@@ -371,6 +376,17 @@ TEST(core_exceptions_tf_ud_de)
 	emu_get_state(cpu, &st);
 	CHECK_EQ_U64(st.rip, HANDLERS + 6 + 1);
 
+	/* VEX (AVX, BMI) and other non-legacy encodings: no CPUID level offers them */
+	for (unsigned i = 0; i < sizeof(vex) / sizeof(vex[0]); i++) {
+		memcpy(ram + CODE, vex[i], 5);
+		emu_machine_invalidate(machine, CODE, 16);
+		emu_set_state(cpu, &s0);
+		CHECK_EQ_U64(run_to_stop(cpu), EMU_EXIT_HLT);
+		emu_get_state(cpu, &st);
+		CHECK_EQ_U64(st.rip, HANDLERS + 6 + 1);
+		CHECK_EQ_U64(get64(STACK_TOP - 40), CODE);
+	}
+
 	memcpy(ram + CODE, div0, sizeof(div0));
 	emu_machine_invalidate(machine, CODE, 16);
 	emu_set_state(cpu, &s0);
@@ -383,8 +399,8 @@ TEST(core_exceptions_tf_ud_de)
 
 TEST(core_unsupported_message)
 {
-	/* nop; vaddps xmm0, xmm1, xmm2 (AVX is not offered) */
-	static const uint8_t prog[] = { 0x90, 0xc5, 0xf0, 0x58, 0xc2 };
+	/* nop; xend (RTM: the interpreter has no handler for it) */
+	static const uint8_t prog[] = { 0x90, 0x0f, 0x01, 0xd5 };
 	struct emu_state st;
 	struct emu_cpu *cpu;
 	const char *msg;
@@ -395,7 +411,7 @@ TEST(core_unsupported_message)
 	CHECK_EQ_U64(run_to_stop(cpu), EMU_EXIT_UNSUPPORTED);
 	msg = emu_last_error(cpu);
 	printf("    message: %s\n", msg);
-	CHECK(strstr(msg, "vaddps") != NULL);
+	CHECK(strstr(msg, "xend") != NULL);
 	emu_cpu_destroy(cpu);
 }
 

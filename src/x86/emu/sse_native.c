@@ -583,13 +583,14 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	int mem = -1;
 	bool implicit_mem = false;
 
+	/* VEX, EVEX, XOP, MVEX and 3DNow! encodings: no CPUID level offers them (#UD) */
+	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
+		return emu_exec_ud;
 	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
 		return simd_cx16_offered(cpu) ? exec_cmpxchg16b : emu_exec_ud;
 	if (ext != ZYDIS_ISA_EXT_X87 && !simd_feature_bit(zi, &freg, &fbit))
 		return NULL;
 	if (simd_excluded(zi->mnemonic))
-		return NULL;
-	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
 		return NULL;
 	if (ext != ZYDIS_ISA_EXT_X87 && !simd_offered(cpu, freg, fbit))
 		return emu_exec_ud;
