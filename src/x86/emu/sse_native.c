@@ -583,9 +583,13 @@ emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uin
 	int mem = -1;
 	bool implicit_mem = false;
 
-	/* VEX, EVEX, XOP, MVEX and 3DNow! encodings: no CPUID level offers them (#UD) */
+	/*
+	 * VEX, EVEX, XOP, MVEX and 3DNow! encodings: #UD under a CPUID without AVX (khyve's
+	 * levels); under one that offers AVX (KVM's host level, for the fallback) they are
+	 * real instructions the interpreter lacks.
+	 */
 	if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
-		return emu_exec_ud;
+		return simd_offered(cpu, 2, 28) ? NULL : emu_exec_ud;
 	if (zi->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B)
 		return simd_cx16_offered(cpu) ? exec_cmpxchg16b : emu_exec_ud;
 	if (ext != ZYDIS_ISA_EXT_X87 && !simd_feature_bit(zi, &freg, &fbit))
