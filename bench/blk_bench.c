@@ -238,6 +238,8 @@ static void post(struct drv *d, unsigned slot, const struct workload *w, uint64_
 
 	memcpy(hdr + 8, &sector, 8);
 	gm_write(d->vm->gm, HDR + 64ULL * slot, hdr, 16);
+	/* Each slot has its own three descriptors, so no head is reused while in flight. */
+	d->q[0].next_desc = (uint16_t)(3 * slot);
 	head = drv_add(d, 0, b, 3);
 	head_slot[head] = (uint16_t)slot;
 }
