@@ -62,6 +62,8 @@ struct accel_io_ops {
 		   uint32_t *val);
 	int (*mmio)(void *opaque, int vcpu, uint64_t gpa, unsigned size, bool write,
 		    uint64_t *val);
+	/* The software CPU's x87 FERR# (CR0.NE=0) to the chipset; returns IGNNE#. NULL: none. */
+	bool (*ferr)(void *opaque, int vcpu, bool asserted);
 };
 
 struct accel_config {

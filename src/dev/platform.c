@@ -232,3 +232,11 @@ void platform_power_button(struct platform *p)
 	if (p)
 		pm_power_button(p->pm);
 }
+
+bool platform_ferr(struct platform *p, bool asserted)
+{
+	if (!p)
+		return false;
+	fpu_ferr_set(p->ferr, asserted);
+	return fpu_ferr_ignne(p->ferr);
+}

@@ -7,6 +7,7 @@
 #ifndef KHYVE_PLATFORM_H
 #define KHYVE_PLATFORM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
@@ -26,5 +27,7 @@ int platform_create(struct vm *vm, struct cfg_node *root, struct platform **out)
 void platform_destroy(struct platform *p);
 /* SIGTERM: press the ACPI power button (PWRBTN_STS, SCI if enabled). */
 void platform_power_button(struct platform *p);
+/* The CPU's x87 FERR# output to the chipset (dev/fpu_ferr.c); returns IGNNE#. */
+bool platform_ferr(struct platform *p, bool asserted);
 
 #endif

@@ -3,13 +3,15 @@
  * thread creates its accelerator vCPU, loads CPUID and its start state (the BSP the loader's,
  * APs wait for INIT/SIPI), waits until every vCPU exists, then runs the exit table:
  * reset 0, power-off 1, every vCPU halted with interrupts off 2, triple fault 3, error 4
- * (bhyve's exit codes). Port and MMIO accesses arrive here through accel_io_ops.
+ * (bhyve's exit codes). Port and MMIO accesses and the software CPU's FERR# arrive here
+ * through accel_io_ops.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dev/platform.h"
 #include "vmm/io_bus.h"
 #include "vmm/vm_internal.h"
 
@@ -73,6 +75,13 @@ int vcpu_mmio(void *opaque, int vcpu, uint64_t gpa, unsigned size, bool write, u
 	if (!io_bus_access(vm->io, IO_SPACE_MMIO, gpa, size, write, val) && vm->strictio)
 		return vcpu_stop_access(vm, vcpu, "MMIO", gpa, size, write);
 	return 0;
+}
+
+bool vcpu_ferr(void *opaque, int vcpu, bool asserted)
+{
+	struct vm *vm = opaque;
+
+	return platform_ferr(vm->platform, asserted);
 }
 
 /* Create the accelerator vCPU and give it CPUID and its start state. 0 or -errno (printed). */

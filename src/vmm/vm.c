@@ -199,7 +199,9 @@ static int vm_create_accel(struct cfg_node *root, struct vm *vm)
 	else
 		return vm_fail(-EINVAL, "bad value '%s' for accel (auto, kvm or soft)", kind);
 
-	vm->io_ops = (struct accel_io_ops){ .opaque = vm, .pio = vcpu_pio, .mmio = vcpu_mmio };
+	vm->io_ops = (struct accel_io_ops){
+		.opaque = vm, .pio = vcpu_pio, .mmio = vcpu_mmio, .ferr = vcpu_ferr,
+	};
 	vm->apic_ids = calloc((size_t)vm->ncpus, sizeof *vm->apic_ids);
 	if (!vm->apic_ids)
 		return -ENOMEM;

@@ -61,5 +61,6 @@ int vcpu_parse_cpuset(const char *s, cpu_set_t *set);
 void *vcpu_thread(void *arg);
 int vcpu_pio(void *opaque, int vcpu, uint16_t port, unsigned size, bool write, uint32_t *val);
 int vcpu_mmio(void *opaque, int vcpu, uint64_t gpa, unsigned size, bool write, uint64_t *val);
+bool vcpu_ferr(void *opaque, int vcpu, bool asserted);
 
 #endif

@@ -53,7 +53,7 @@ static int mmio(void *opaque, int vcpu, uint64_t gpa, unsigned size, bool write,
 	return 0;
 }
 
-static struct accel_io_ops io_ops = { NULL, pio, mmio };
+static struct accel_io_ops io_ops = { .pio = pio, .mmio = mmio };
 
 static int guest_create(struct guest *g, int ncpus)
 {

@@ -190,6 +190,14 @@ static bool own_port(uint16_t port)
 	return i8259_port(port) || i8254_port(port);
 }
 
+/* FERR# goes to the chipset's x87 error logic (dev/fpu_ferr.c) through the machine. */
+static bool bus_ferr(void *opaque, bool asserted)
+{
+	struct accel_vcpu *v = opaque;
+
+	return v->acc->io.ferr(v->acc->io.opaque, v->index, asserted);
+}
+
 static int bus_pio(void *opaque, uint16_t port, unsigned size, bool write, uint32_t *val)
 {
 	struct accel_vcpu *v = opaque;
@@ -376,6 +384,7 @@ int soft_vcpu_create(struct accel *acc, int index, struct accel_vcpu **out)
 		.cpuid = bus_cpuid,
 		.msr = bus_msr,
 		.tsc = bus_tsc,
+		.ferr = acc->io.ferr ? bus_ferr : NULL,
 	};
 	cpu = emu_cpu_create(acc->machine, &bus);
 	if (!cpu)

@@ -83,6 +83,14 @@ struct emu_bus {
 	void (*cpuid)(void *opaque, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 	int (*msr)(void *opaque, uint32_t index, bool write, uint64_t *val);
 	uint64_t (*tsc)(void *opaque);
+	/*
+	 * The x87 FERR# output with CR0.NE=0 (SDM Vol. 1 §8.7): asserted when a waiting x87
+	 * or MMX instruction finds an unmasked exception pending, negated at the next x87
+	 * instruction after the handler cleared it. Returns IGNNE#: true lets the instruction
+	 * go on past the pending exception. NULL: such an instruction stops the VM as
+	 * unsupported.
+	 */
+	bool (*ferr)(void *opaque, bool asserted);
 };
 
 /* Asynchronous events, raised from any thread with emu_raise_events(). */
@@ -93,7 +101,8 @@ struct emu_bus {
 enum emu_exit {
 	EMU_EXIT_EVENT,		/* EMU_EV_EXIT was raised */
 	EMU_EXIT_BUDGET,	/* max_insns executed */
-	EMU_EXIT_HLT,		/* HLT executed; RIP is past it. Resume with emu_run */
+	EMU_EXIT_HLT,		/* HLT executed (RIP past it), or an x87 instruction waits for
+				   the interrupt its FERR# raised (RIP at it). Resume with emu_run */
 	EMU_EXIT_TRIPLE_FAULT,
 	EMU_EXIT_BUS_STOP,	/* a bus callback returned -1 */
 	EMU_EXIT_UNSUPPORTED,	/* unimplemented instruction or state: see emu_last_error */

@@ -381,6 +381,7 @@ struct emu_cpu {
 	uint8_t code_size;		/* default operand size of CS: 2, 4 or 8 */
 	uint8_t stack_size;		/* 2, 4 or 8 */
 	uint8_t fault_depth;		/* 0, or 1 while delivering (for #DF), 2 -> triple fault */
+	bool ferr;			/* FERR# as last told to bus.ferr (sse_native.c) */
 	void *sys_private;		/* TLB and other state owned by the system half */
 	struct emu_sys sys;		/* zeroed at creation (calloc) */
 

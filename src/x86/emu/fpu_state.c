@@ -4,7 +4,7 @@
  * and FNSAVE/FRSTOR in their 16- and 32-bit, real- and protected-mode layouts, FXSAVE/
  * FXRSTOR (+64), LDMXCSR/STMXCSR, EMMS, with the CR0.TS/EM/MP and CR4.OSFXSR rules (#NM,
  * #UD). State lives in st.fxsave (FXSAVE layout); x87 arithmetic is sse_native.c's. A pending
- * x87 exception at a waiting instruction is #MF; with CR0.NE=0 (FERR#) the vCPU stops.
+ * x87 exception at a waiting instruction is #MF, or FERR# with CR0.NE=0 (emu_x87_wait).
  */
 #include <string.h>
 #include <Zydis/Zydis.h>
@@ -117,8 +117,8 @@ static int exec_fldcw(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (x87_check(cpu))
 		return EMU_FAULT;
-	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
-		return emu_x87_pending(cpu);	/* FLDCW waits */
+	if ((r = emu_x87_wait(cpu)))	/* FLDCW waits */
+		return r;
 	if ((r = emu_op_read(cpu, in, 0, &v)))
 		return r;
 	fx16_set(cpu, FX_FCW, (v & 0x1f3f) | 0x40);
@@ -147,10 +147,12 @@ static int exec_fnclex(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static int exec_fwait(struct emu_cpu *cpu, const struct emu_insn *in)
 {
+	int r;
+
 	if ((cpu->st.cr0 & (CR0_TS | CR0_MP)) == (CR0_TS | CR0_MP))
 		return emu_fault(cpu, EMU_NM, 0, false);
-	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
-		return emu_x87_pending(cpu);
+	if ((r = emu_x87_wait(cpu)))
+		return r;
 	return done(cpu, in);
 }
 
@@ -437,8 +439,8 @@ static int exec_fldenv(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (env_operand(cpu, in, &sreg, &off))
 		return EMU_FAULT;
-	if (fx16(cpu, FX_FSW) & ~fx16(cpu, FX_FCW) & 0x3f)
-		return emu_x87_pending(cpu);
+	if ((r = emu_x87_wait(cpu)))
+		return r;
 	if ((r = emu_mem_read(cpu, sreg, off, img, n + (rstor ? 80 : 0))))
 		return r;
 	env_load(cpu, in, img);

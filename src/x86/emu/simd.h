@@ -18,7 +18,12 @@
 emu_exec_fn emu_simd_handler(struct emu_cpu *cpu, struct emu_insn *in, const uint8_t *bytes,
 			     const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo);
 
-/* The x87 exception that is pending at a waiting instruction: #MF (CR0.NE=1) or FERR#. */
-int emu_x87_pending(struct emu_cpu *cpu);
+/*
+ * What a waiting x87 or MMX instruction does about an unmasked exception pending in FSW:
+ * 0 to go on (none pending, or IGNNE#), EMU_FAULT for #MF (CR0.NE=1), or EMU_STOP with
+ * EMU_EXIT_HLT and RIP at the instruction while FERR#'s interrupt is awaited (CR0.NE=0,
+ * emu_bus.ferr). Also negates FERR# once the exception was cleared.
+ */
+int emu_x87_wait(struct emu_cpu *cpu);
 
 #endif

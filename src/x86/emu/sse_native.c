@@ -11,8 +11,9 @@
  * here only for faults inside the template arena) and becomes #XM (#UD without
  * CR4.OSXMMEXCPT) with the trap's MXCSR and the destination unchanged. x87 runs under the
  * guest's FCW (the host traps only at a waiting instruction, and none runs before the state
- * is saved); pending x87 exceptions raise #MF at the next waiting instruction (FERR# with
- * CR0.NE=0 is not modelled: the vCPU stops). MASKMOVQ/MASKMOVDQU read and write back all
+ * is saved); a pending x87 exception at the next waiting instruction raises #MF, or with
+ * CR0.NE=0 asserts FERR# (emu_bus.ferr) and waits there for its interrupt unless IGNNE# is
+ * asserted (emu_x87_wait, SDM Vol. 1 §8.7). MASKMOVQ/MASKMOVDQU read and write back all
  * 8/16 bytes at [rDI]. Left out: forms naming RSP as a register. CMPXCHG16B is here too.
  */
 #include <cpuid.h>
@@ -176,17 +177,33 @@ static uint32_t fx32(const uint8_t *fx, unsigned off)
 	return v;
 }
 
-int emu_x87_pending(struct emu_cpu *cpu)
-{
-	if (cpu->st.cr0 & CR0_NE)
-		return emu_fault(cpu, EMU_MF, 0, false);
-	return emu_unsupported(cpu, "x87 exception pending with CR0.NE=0 (FERR#/IRQ 13 is not "
-				    "modelled)");
-}
-
 static bool x87_has_pending(const struct emu_cpu *cpu)
 {
 	return fx16(cpu->st.fxsave, FX_FSW) & ~fx16(cpu->st.fxsave, FX_FCW) & 0x3f;
+}
+
+int emu_x87_wait(struct emu_cpu *cpu)
+{
+	if (!x87_has_pending(cpu)) {
+		if (cpu->ferr) {
+			cpu->ferr = false;
+			if (cpu->bus.ferr)
+				cpu->bus.ferr(cpu->bus.opaque, false);
+		}
+		return 0;
+	}
+	if (cpu->st.cr0 & CR0_NE)
+		return emu_fault(cpu, EMU_MF, 0, false);
+	if (!cpu->bus.ferr)
+		return emu_unsupported(cpu, "x87 exception pending with CR0.NE=0 and no FERR# "
+					    "wiring");
+	cpu->ferr = true;
+	if (cpu->bus.ferr(cpu->bus.opaque, true))
+		return 0;	/* IGNNE#: go on past the pending exception */
+	/* the processor waits at the instruction for an interrupt (FERR# raised IRQ 13) */
+	cpu->st.rip = cpu->insn_rip;
+	cpu->stop_reason = EMU_EXIT_HLT;
+	return EMU_STOP;
 }
 
 static int simd_checks(struct emu_cpu *cpu, const struct simd_form *f)
@@ -197,17 +214,13 @@ static int simd_checks(struct emu_cpu *cpu, const struct simd_form *f)
 	case K_X87:
 		if (cr0 & (CR0_EM | CR0_TS))
 			return emu_fault(cpu, EMU_NM, 0, false);
-		if (!(f->flags & F_NOWAIT) && x87_has_pending(cpu))
-			return emu_x87_pending(cpu);
-		return 0;
+		return (f->flags & F_NOWAIT) ? 0 : emu_x87_wait(cpu);
 	case K_MMX:
 		if (cr0 & CR0_EM)
 			return emu_ud(cpu);
 		if (cr0 & CR0_TS)
 			return emu_fault(cpu, EMU_NM, 0, false);
-		if (x87_has_pending(cpu))
-			return emu_x87_pending(cpu);
-		return 0;
+		return emu_x87_wait(cpu);
 	default:
 		if ((cr0 & CR0_EM) || !(cpu->st.cr4 & CR4_OSFXSR))
 			return emu_ud(cpu);
@@ -306,11 +319,12 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint32_t mx, trap_mx;
 	uint64_t off = 0;
 	int sreg = EMU_DS, r;
+	uint16_t ignored = 0, fcw, fsw;
 	bool light = f->kind == K_SSE;
 	simd_run_fn run = light ? simd_sse_run : simd_native_run;
 
 	if ((r = simd_checks(cpu, f)))
-		return EMU_FAULT;
+		return r;
 	if (f->mem != 0xff) {
 		const struct emu_operand *op = &in->op[f->mem];
 
@@ -328,6 +342,15 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	} else {
 		memcpy(ctx.fx, cpu->st.fxsave, 416);
 		memcpy(ctx.fx + FX_MXCSR, &mx, 4);
+		/*
+		 * An x87 exception still pending here was let through by IGNNE#
+		 * (emu_x87_wait): the host would trap on it, so it is masked while the
+		 * instruction runs and the guest's FCW comes back afterwards.
+		 */
+		fcw = fx16(ctx.fx, FX_FCW);
+		ignored = fx16(ctx.fx, FX_FSW) & ~fcw & 0x3f;
+		fcw |= ignored;
+		memcpy(ctx.fx + FX_FCW, &fcw, 2);
 	}
 	memcpy(ctx.gpr, cpu->st.gpr, sizeof(ctx.gpr));
 	ctx.gpr[f->base] = (uint64_t)(uintptr_t)ctx.buf;
@@ -356,6 +379,14 @@ static int exec_native(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 	/* commit: the image but the x87 pointers (the light path wrote its part), GPRs, flags;
 	 * SSE forms that write memory leave the XMM registers as they were */
+	if (ignored) {
+		fcw = fx16(ctx.fx, FX_FCW) & ~ignored;
+		fsw = fx16(ctx.fx, FX_FSW);
+		if (fsw & ~fcw & 0x3f)
+			fsw |= 0x8080;	/* ES and B: still pending */
+		memcpy(ctx.fx + FX_FCW, &fcw, 2);
+		memcpy(ctx.fx + FX_FSW, &fsw, 2);
+	}
 	if (!light) {
 		memcpy(cpu->st.fxsave, ctx.fx, FX_FOP);
 		memcpy(cpu->st.fxsave + FX_MXCSR, ctx.fx + FX_MXCSR, 4);
