@@ -196,6 +196,13 @@ static inline __attribute__((always_inline)) int emu_next(struct emu_cpu *cpu,
 	return emu_chain_start(cpu, in + 1);
 }
 
+/* emu_next for handlers that touch only registers (they cannot have set cpu->brk). */
+static inline __attribute__((always_inline)) int emu_next_reg(struct emu_cpu *cpu,
+							       const struct emu_insn *in)
+{
+	return emu_chain_start(cpu, in + 1);
+}
+
 /* emu_next for handlers that cannot have set cpu->brk (no access but through the TLB fast
  * path, which sets it only on the way out) and that run only in 64-bit mode (no wrap). */
 static inline __attribute__((always_inline)) int emu_next64(struct emu_cpu *cpu,

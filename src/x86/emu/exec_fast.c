@@ -103,31 +103,31 @@ static const emu_exec_fn fast_sti[4][4] = {
 static int exec_mov_rr8(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg];
-	return emu_next(cpu, in);
+	return emu_next_reg(cpu, in);
 }
 
 static int exec_mov_rr4(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = (uint32_t)cpu->st.gpr[in->op[1].reg];
-	return emu_next(cpu, in);
+	return emu_next_reg(cpu, in);
 }
 
 static int exec_movzx_rr1(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xff;
-	return emu_next(cpu, in);
+	return emu_next_reg(cpu, in);
 }
 
 static int exec_movzx_rr2(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = cpu->st.gpr[in->op[1].reg] & 0xffff;
-	return emu_next(cpu, in);
+	return emu_next_reg(cpu, in);
 }
 
 static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	cpu->st.gpr[in->op[0].reg] = (uint64_t)(int64_t)(int32_t)cpu->st.gpr[in->op[1].reg];
-	return emu_next(cpu, in);
+	return emu_next_reg(cpu, in);
 }
 
 /*
@@ -146,12 +146,12 @@ static int exec_movsxd_rr(struct emu_cpu *cpu, const struct emu_insn *in)
 		bool cf;                                                                 \
 		if (n == 0) {                                                            \
 			*d = a;                                                          \
-			return emu_next(cpu, in);                                        \
+			return emu_next_reg(cpu, in);                                    \
 		}                                                                        \
 		SHIFT_##NAME(SZ);                                                        \
 		*d = r & m;                                                              \
 		emu_flags_set(cpu, EMU_ARITH, f);                                        \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}
 #define SHIFT_shl(SZ)                                                                    \
 	r = (a << n) & m;                                                                \
@@ -175,7 +175,7 @@ DEF_SHIFT(sar, 4) DEF_SHIFT(sar, 8)
 		uint64_t *d = &cpu->st.gpr[in->op[0].reg], a = *d & emu_size_mask(SZ);  \
 		*d = -a & emu_size_mask(SZ);                                             \
 		emu_lf_set(cpu, LF_SUB, SZ, 0, a, -a);                                   \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}
 DEF_NEG(4) DEF_NEG(8)
 
@@ -202,7 +202,7 @@ DEF_NEG(4) DEF_NEG(8)
 		}                                                                        \
 		cpu->st.gpr[in->op[0].reg] = lo;                                         \
 		emu_flags_set(cpu, EMU_ARITH, (ov ? EMU_CF | EMU_OF : 0) | emu_szp(lo, SZ)); \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}
 DEF_IMUL(4) DEF_IMUL(8)
 

@@ -166,7 +166,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			emu_reg_set(cpu, in->op[0].reg, sz, r);                          \
 		alu_flags(cpu, OP, sz, a, b, r, cin);                                    \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}                                                                                \
 	static int name##_ri(struct emu_cpu *cpu, const struct emu_insn *in)             \
 	{                                                                                \
@@ -181,7 +181,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			emu_reg_set(cpu, in->op[0].reg, sz, r);                          \
 		alu_flags(cpu, OP, sz, a, b, r, cin);                                    \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}
 
 /* 32- and 64-bit register forms with the size folded in (no size switches). */
@@ -195,7 +195,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			*d = r;                                                          \
 		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}                                                                                \
 	static int name##_ri##SZ(struct emu_cpu *cpu, const struct emu_insn *in)         \
 	{                                                                                \
@@ -206,7 +206,7 @@ static int alu_locked(struct emu_cpu *cpu, const struct emu_insn *in, int op, ui
 		if (WB)                                                                  \
 			*d = r;                                                          \
 		alu_flags(cpu, OP, SZ, a, b, r, cin);                                    \
-		return emu_next(cpu, in);                                                \
+		return emu_next_reg(cpu, in);                                            \
 	}
 #define DEF_ALU_ALL(name, OP, WB) \
 	DEF_ALU(name, OP, WB) DEF_ALU_SZ(name, OP, WB, 4) DEF_ALU_SZ(name, OP, WB, 8)
