@@ -2,7 +2,8 @@
  * fuzz_emu.c: libFuzzer target for the x86 interpreter. The input picks a start mode (real,
  * 16/32-bit protected, 64-bit with paging), registers and flags, and supplies the bytes of
  * the code (also repeated over the page holding the IVT/GDT/IDT), over a fake bus with 1 MiB
- * of RAM (MMIO and ports answer all ones). emu_run gets a small budget: it must not crash or hang
+ * of RAM (MMIO and ports answer all ones; CPUID offers x87..SSSE3 and CX16; FERR# alternates
+ * IGNNE#). emu_run gets a small budget: it must not crash or hang
  * and must not touch host memory outside the fake RAM (ASan checks).
  * Built and run briefly by tests/fuzz/run.sh:
  */
@@ -54,14 +55,24 @@ static int bus_intr(void *o)
 static void bus_cpuid(void *o, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
 	memset(out, 0, 16);
-	if (leaf == 1)
+	if (leaf == 1) {
 		out[3] = 0x07808179;	/* fpu pse tsc msr pae cx8 pge cmov mmx fxsr sse sse2 */
+		out[2] = 1u << 0 | 1u << 9 | 1u << 13;	/* sse3 ssse3 cx16 */
+	}
 	else if (leaf == 0x80000000)
 		out[0] = 0x80000008;
 	else if (leaf == 0x80000001)
 		out[3] = (1u << 11) | (1u << 20) | (1u << 29);
 	else if (leaf == 0x80000008)
 		out[0] = 36;
+}
+
+/* x87 FERR# with CR0.NE=0: IGNNE# on every other assertion (both paths run). */
+static bool bus_ferr(void *o, bool asserted)
+{
+	static unsigned n;
+
+	return asserted && (n++ & 1);
 }
 
 static int bus_msr(void *o, uint32_t idx, bool write, uint64_t *val)
@@ -76,7 +87,7 @@ static uint64_t bus_tsc(void *o)
 
 static const struct emu_bus bus = {
 	.page_ptr = bus_page, .mmio = bus_mmio, .pio = bus_pio, .intr_ack = bus_intr,
-	.cpuid = bus_cpuid, .msr = bus_msr, .tsc = bus_tsc,
+	.cpuid = bus_cpuid, .msr = bus_msr, .tsc = bus_tsc, .ferr = bus_ferr,
 };
 
 static uint64_t take(const uint8_t **d, size_t *n, unsigned bytes)
