@@ -272,6 +272,18 @@ static void bus_cpuid(void *opaque, uint32_t leaf, uint32_t subleaf, uint32_t ou
 	}
 }
 
+/* RESET/INIT state, with the processor signature (CPUID leaf 1 EAX) in EDX (SDM Vol. 3
+ * §10.1.4). */
+static void reset_state(struct accel_vcpu *v, struct emu_state *st)
+{
+	uint32_t r[4];
+
+	emu_reset_state(st);
+	bus_cpuid(v, 1, 0, r);
+	if (r[0])
+		st->gpr[EMU_RDX] = r[0];
+}
+
 static void update_apic_page(struct accel_vcpu *v)
 {
 	uint64_t base;
@@ -389,7 +401,7 @@ int soft_vcpu_create(struct accel *acc, int index, struct accel_vcpu **out)
 	cpu = emu_cpu_create(acc->machine, &bus);
 	if (!cpu)
 		return -ENOMEM;
-	emu_reset_state(&st);
+	reset_state(v, &st);
 	emu_set_state(cpu, &st);
 	lapic_reset(v->lapic);
 	update_apic_page(v);
@@ -587,7 +599,7 @@ static void take_init_sipi(struct accel_vcpu *v)
 	if (ev & LAPIC_EV_INIT) {
 		atomic_store(&v->nmi_latched, false);
 		emu_clear_events(cpu, EMU_EV_NMI);
-		emu_reset_state(st);
+		reset_state(v, st);
 		emu_set_state(cpu, st);
 		lapic_init_reset(v->lapic);
 		v->halted = false;
@@ -595,7 +607,7 @@ static void take_init_sipi(struct accel_vcpu *v)
 		v->wait_sipi = !(lapic_get_apic_base(v->lapic) & LAPIC_BASE_BSP);
 	}
 	if ((ev & LAPIC_EV_SIPI) && v->wait_sipi) {
-		emu_reset_state(st);
+		reset_state(v, st);
 		st->seg[EMU_CS].sel = (uint16_t)(vec << 8);
 		st->seg[EMU_CS].base = (uint64_t)vec << 12;
 		st->rip = 0;

@@ -61,7 +61,7 @@ void emu_reset_state(struct emu_state *st)
 	memset(st, 0, sizeof *st);
 	st->rip = 0xfff0;
 	st->rflags = 0x2;
-	st->gpr[EMU_RDX] = 0x00000f00;	/* family 15, as the CPUID policy */
+	st->gpr[EMU_RDX] = 0x00000f00;	/* family 15; the accelerator puts its exact signature */
 	for (int i = 0; i < EMU_NSREGS; i++) {
 		st->seg[i].sel = 0;
 		st->seg[i].base = 0;
