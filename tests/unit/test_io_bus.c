@@ -216,7 +216,10 @@ TEST(concurrent_dispatch_and_moves)
 	CHECK(io_bus_register(st.bus, IO_SPACE_PIO, 0x3f8, 8, counter, NULL, "com1") == 0);
 	for (int i = 0; i < 3; i++)
 		pthread_create(&t[i], NULL, stress_reader, &st);
-	for (int i = 0; i < 20000; i++) {
+	/* at least 20000 moves, and on until the readers (which a busy host may start late)
+	 * have seen some of them */
+	for (int i = 0; i < 20000 || (atomic_load(&st.hits) + atomic_load(&st.misses) < 1000 &&
+				     i < 20000000); i++) {
 		uint64_t base = (i & 1) ? 0x10000 : 0x20000;
 
 		CHECK(io_bus_register(st.bus, IO_SPACE_MMIO, base, 0x1000, counter, NULL, "bar") == 0);
