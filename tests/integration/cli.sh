@@ -49,6 +49,17 @@ run_cli missing_rom 4 '/nonexistent/rom.bin' -- -s 0,hostbridge -s 31,lpc \
 if [ ! -e /dev/kvm ]; then
 	run_cli kvm_missing 4 '/dev/kvm' -- -o accel=kvm -s 0,hostbridge -s 31,lpc \
 		-o boot.kernel=/nonexistent vm
+	# accel=auto (the default) says once why it runs the guest on the software CPU
+	run_cli auto_soft 1 '^khyve: KVM is not usable \(.*/dev/kvm.*\); using the software CPU$' -- \
+		-s 0,hostbridge -s 31,lpc -l com1,stdio -A -o boot.kernel="$GUESTS/hello.elf" vm
+	n=$(grep -c 'using the software CPU' "$LOGDIR/cli.auto_soft.log")
+	if [ "$n" = 1 ]; then
+		echo "ok cli_auto_soft_once"
+		PASSED=$((PASSED + 1))
+	else
+		echo "not ok cli_auto_soft_once: the line appears $n times"
+		FAILED=$((FAILED + 1))
+	fi
 fi
 # cpu.model: the names, a level in config.dump, host only under KVM, a level booting a guest
 run_cli cpu_model_bogus 64 "cpu.model' \(expected one of host\|khyve-v1\|x86-64\): 'bogus'" -- \
