@@ -392,7 +392,7 @@ struct emu_cpu {
 	const struct emu_insn *chain_at;	/* instruction the chained dispatch is at */
 	const struct emu_insn *chain_base;	/* first instruction of the chain's current trace */
 	int64_t chain_extra;		/* instructions run in a chain besides its trace position */
-	int64_t chain_room;		/* how far chain_extra may grow (exec.h emu_link) */
+	int64_t chain_room;		/* how far chain_extra may grow (exec.h emu_jump) */
 	/* lazy arithmetic flags (see flags.h): valid while lf_op != 0 */
 	uint64_t lf_res, lf_src1, lf_src2;
 	union {	/* written and read as one word, so that loads forward from the store */

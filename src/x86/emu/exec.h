@@ -227,18 +227,24 @@ static inline __attribute__((always_inline)) int emu_next64(struct emu_cpu *cpu,
  * event or code changed by another vCPU waits for the loop. The handler must not have set
  * cpu->brk (a CALL whose push hit cached code returns instead).
  */
+/* Whether the chain may go on at in->link (counted in chain_extra when it may). */
+static inline bool emu_link_allowed(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	int64_t extra = cpu->chain_extra + 1 - in->link;
+
+	if (extra > cpu->chain_room)
+		return false;
+	cpu->chain_extra = extra;
+	return true;
+}
+
 static inline int emu_jump(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct emu_trace *t;
 	int64_t extra;
 
-	if (in->link) {
-		extra = cpu->chain_extra + 1 - in->link;
-		if (extra > cpu->chain_room)
-			return EMU_OK;
-		cpu->chain_extra = extra;
-		return emu_chain_start(cpu, in + in->link);
-	}
+	if (in->link)
+		return emu_link_allowed(cpu, in) ? emu_chain_start(cpu, in + in->link) : EMU_OK;
 	extra = cpu->chain_extra + (in - cpu->chain_base) + 1;
 	if (extra > cpu->chain_room || !(t = emu_trace_fast(cpu)))
 		return EMU_OK;

@@ -229,8 +229,8 @@ static __attribute__((noinline)) int pop_slow(struct emu_cpu *cpu, uint64_t *v)
 	return r;
 }
 
-/* PUSH of a CALL's return address: 0 or a fault; cached code hit sets cpu->brk. */
-static inline int exec_push_ret(struct emu_cpu *cpu, uint64_t v)
+/* 64-bit PUSH: 0 or a fault; a hit on cached code sets cpu->brk. */
+static inline int push64(struct emu_cpu *cpu, uint64_t v)
 {
 	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8, lin;
 	const struct emu_tlb_entry *e = emu_fast_entry(cpu, EMU_SS, sp, 8, true, &lin);
@@ -244,6 +244,8 @@ static inline int exec_push_ret(struct emu_cpu *cpu, uint64_t v)
 	return 0;
 }
 
+/* push64() written out, so that the cached-code case is a tail call too and the fast path
+ * needs no stack frame (calling push64() here, gcc 12 gives the handler one). */
 static int exec_push_r64(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t sp = cpu->st.gpr[EMU_RSP] - 8, v = cpu->st.gpr[in->op[0].reg], lin;
@@ -290,7 +292,7 @@ static int exec_call_rel64(struct emu_cpu *cpu, const struct emu_insn *in)
 
 	if (!emu_canonical(t))
 		return emu_gp0(cpu);
-	r = exec_push_ret(cpu, cpu->st.rip);
+	r = push64(cpu, cpu->st.rip);
 	if (r)
 		return r;
 	cpu->st.rip = t;
@@ -330,14 +332,8 @@ static int exec_ret64(struct emu_cpu *cpu, const struct emu_insn *in)
 /* emu_jump() for 64-bit code: a link without the RIP wrap, inline. */
 static inline int jump64_on(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (in->link) {
-		int64_t extra = cpu->chain_extra + 1 - in->link;
-
-		if (extra > cpu->chain_room)
-			return EMU_OK;
-		cpu->chain_extra = extra;
-		return emu_next64(cpu, in + in->link - 1);
-	}
+	if (in->link)
+		return emu_link_allowed(cpu, in) ? emu_next64(cpu, in + in->link - 1) : EMU_OK;
 	return emu_jump(cpu, in);
 }
 
