@@ -254,6 +254,22 @@ static uint32_t cpuid_str4(const char *s)
 	return v;
 }
 
+int cpuid_level_named(const char *model, struct accel_cpuid_entry *out, int max, char *err,
+		      size_t errlen)
+{
+	const struct cpuid_level *level = cpuid_level_find(model);
+	int n;
+
+	if (!level) {
+		snprintf(err, errlen, "unknown cpu.model '%s' (%s)", model, CPUID_MODEL_NAMES);
+		return -EINVAL;
+	}
+	n = cpuid_level_leaves(level, out, max);
+	if (n < 0)
+		snprintf(err, errlen, "cpu.model=%s: %s", model, strerror(-n));
+	return n;
+}
+
 int cpuid_level_leaves(const struct cpuid_level *l, struct accel_cpuid_entry *out, int max)
 {
 	char brand[48] = { 0 };

@@ -42,6 +42,10 @@ const char *cpuid_level_name(const struct cpuid_level *level);
 /* Fill `out` with the level's leaves (the same for every vCPU; cpuid_build adds topology
  * and the hypervisor leaf). Returns the entry count or -ENOSPC. */
 int cpuid_level_leaves(const struct cpuid_level *level, struct accel_cpuid_entry *out, int max);
+/* cpuid_level_leaves() of the level called `model`: the entry count, or -EINVAL (unknown
+ * name, "host" included) / -ENOSPC with a message for cpu.model in err. */
+int cpuid_level_named(const char *model, struct accel_cpuid_entry *out, int max, char *err,
+		      size_t errlen);
 /*
  * Clear the feature bits of leaves 1 and 0x80000001 (ECX, EDX) of `ents` that `supported`
  * (KVM_GET_SUPPORTED_CPUID) lacks, except those in keep_1ecx (bits KVM offers through a

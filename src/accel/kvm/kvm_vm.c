@@ -194,7 +194,6 @@ static bool kvm_has_hw_virt(void)
 static int kvm_setup_cpuid(struct accel *a, const char *model, char *err, size_t errlen)
 {
 	struct accel_cpuid_entry host[ACCEL_CPUID_MAX_ENTRIES];
-	const struct cpuid_level *level;
 	char dropped[256];
 	int nhost, n;
 
@@ -210,16 +209,9 @@ static int kvm_setup_cpuid(struct accel *a, const char *model, char *err, size_t
 		a->ncpuid = nhost;
 		return 0;
 	}
-	level = cpuid_level_find(model);
-	if (!level) {
-		snprintf(err, errlen, "unknown cpu.model '%s' (%s)", model, CPUID_MODEL_NAMES);
-		return -EINVAL;
-	}
-	n = cpuid_level_leaves(level, a->cpuid, ACCEL_CPUID_MAX_ENTRIES);
-	if (n < 0) {
-		snprintf(err, errlen, "cpu.model=%s: %s", model, strerror(-n));
+	n = cpuid_level_named(model, a->cpuid, ACCEL_CPUID_MAX_ENTRIES, err, errlen);
+	if (n < 0)
 		return n;
-	}
 	a->ncpuid = n;
 	/* KVM reports the TSC-deadline timer as a capability, not in its CPUID set. */
 	if (cpuid_level_restrict(a->cpuid, n, host, nhost,

@@ -123,24 +123,17 @@ static void soft_memory_written(struct accel *acc, uint64_t gpa, uint64_t len)
  */
 static int build_cpuid(struct accel *acc, const char *model, char *err, size_t errlen)
 {
-	const struct cpuid_level *level = cpuid_level_find(model ? model : CPUID_LEVEL_SOFT);
 	int n;
 
-	if (!level) {
-		if (model && strcmp(model, CPUID_MODEL_HOST) == 0)
-			snprintf(err, errlen,
-				 "cpu.model=host needs KVM; the software CPU runs a named level "
-				 "(cpu.model=khyve-v1 or x86-64)");
-		else
-			snprintf(err, errlen, "unknown cpu.model '%s' (%s)", model,
-				 CPUID_MODEL_NAMES);
+	if (model && strcmp(model, CPUID_MODEL_HOST) == 0) {
+		snprintf(err, errlen, "cpu.model=host needs KVM; the software CPU runs a named "
+				      "level (cpu.model=khyve-v1 or x86-64)");
 		return -EINVAL;
 	}
-	n = cpuid_level_leaves(level, acc->cpuid, ACCEL_CPUID_MAX_ENTRIES);
-	if (n < 0) {
-		snprintf(err, errlen, "cpu.model=%s: %s", model, strerror(-n));
+	n = cpuid_level_named(model ? model : CPUID_LEVEL_SOFT, acc->cpuid,
+			      ACCEL_CPUID_MAX_ENTRIES, err, errlen);
+	if (n < 0)
 		return n;
-	}
 	acc->ncpuid = n;
 	return 0;
 }
