@@ -78,4 +78,11 @@ run_cli accel_stats_soft 1 'khyve: accel_stats: software CPU: [1-9][0-9]* instru
 	-- -o accel=soft -o accel_stats=true -s 0,hostbridge -s 31,lpc -l com1,stdio -A \
 	-o boot.kernel="$GUESTS/hello.elf" vm
 run_cli accel_stats_bad 64 'accel_stats' -- -o accel_stats=maybe -s 0,hostbridge vm
+# an instruction the software CPU lacks (XEND at the reset vector of a 64 KiB ROM): one
+# clear line with the mode, CS:RIP and the disassembly, exit 4
+rom="$LOGDIR/xend.rom"
+head -c 65520 /dev/zero >"$rom"
+printf '\017\001\325\364\000\000\000\000\000\000\000\000\000\000\000\000' >>"$rom"
+run_cli unsupported_insn 4 'unsupported instruction: xend.*real mode.*CS:RIP f000:fff0' -- \
+	-o accel=soft -s 0,hostbridge -s 31,lpc -l bootrom,"$rom" vm
 finish
